@@ -1,0 +1,277 @@
+"""The ``safecity`` command line. Every command has ``--help``.
+
+Errors meant for the operator (a bad config, a broken video, a tampered log) are
+printed as one clear message with a non-zero exit code, never as a traceback.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import re
+import sys
+from pathlib import Path
+from typing import Optional
+
+import typer
+from rich.console import Console
+from rich.logging import RichHandler
+from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
+from rich.table import Table
+
+from safecity.config import Camera, Config, ConfigError, load_config, parse_config
+from safecity.pipeline.registry import ANALYSERS
+
+app = typer.Typer(help="safecity: accountable video analytics.", no_args_is_help=True, add_completion=False)
+audit_app = typer.Typer(help="The hash-chained audit log.", no_args_is_help=True)
+config_app = typer.Typer(help="Configuration files.", no_args_is_help=True)
+db_app = typer.Typer(help="Database schema.", no_args_is_help=True)
+app.add_typer(audit_app, name="audit")
+app.add_typer(config_app, name="config")
+app.add_typer(db_app, name="db")
+
+console = Console()
+err = Console(stderr=True)
+
+ConfigOption = typer.Option(
+    None, "--config", "-c", envvar="SAFECITY_CONFIG", help="YAML config file (default: ./safecity.yaml if present)."
+)
+StoreOption = typer.Option(None, "--store", help="Store URL, overriding the config's store.url.")
+
+
+def fail(message: str, code: int = 2) -> typer.Exit:
+    err.print(f"[bold red]error:[/] {message}", highlight=False)
+    return typer.Exit(code)
+
+
+def load(config_path: Optional[Path], store_url: Optional[str] = None) -> Config:
+    try:
+        if config_path is None and Path("safecity.yaml").is_file():
+            config_path = Path("safecity.yaml")
+        config = load_config(config_path) if config_path else parse_config({})
+        if store_url:
+            config = config.model_copy(update={"store": config.store.model_copy(update={"url": store_url})})
+        return config
+    except ConfigError as error:
+        raise fail(str(error)) from None
+
+
+def open_store(config: Config):
+    from safecity.events.store import EventStore
+
+    try:
+        return EventStore.from_config(config.store)
+    except Exception as error:
+        raise fail(f"cannot open the store {config.store.url}: {error}") from None
+
+
+def setup_logging(verbose: bool) -> None:
+    logging.basicConfig(
+        level=logging.DEBUG if verbose else logging.INFO,
+        format="%(message)s",
+        handlers=[RichHandler(console=err, show_path=False, rich_tracebacks=False)],
+    )
+
+
+@app.command()
+def run(
+    config_path: Optional[Path] = ConfigOption,
+    store_url: Optional[str] = StoreOption,
+    host: Optional[str] = typer.Option(None, help="API address (default: config api.host)."),
+    port: Optional[int] = typer.Option(None, help="API port (default: config api.port)."),
+    verbose: bool = typer.Option(False, "--verbose", "-v"),
+) -> None:
+    """Run every enabled camera and serve the API until stopped (Ctrl-C)."""
+    import uvicorn
+
+    from safecity.api.app import create_app
+    from safecity.engines.local import LocalEngine
+    from safecity.governance.audit import AuditLog, local_actor
+
+    setup_logging(verbose)
+    config = load(config_path, store_url)
+    store = open_store(config)
+    audit = AuditLog(store.engine)
+    previous = next((r for r in reversed(audit.tail(200)) if r.action == "config.load"), None)
+    digest = config.digest()
+    changed = previous is not None and previous.as_dict()["details"].get("digest") != digest
+    audit.append(
+        local_actor(),
+        "config.load",
+        "config",
+        str(config_path or "<defaults>"),
+        "start-up",
+        {"digest": digest, "changed": changed, "cameras": [c.name for c in config.cameras if c.enabled]},
+    )
+    if not config.cameras:
+        logging.getLogger("safecity").warning("no cameras configured: serving the API only")
+    engine = LocalEngine(config, store)
+    engine.start()
+    api = create_app(store, health=engine.health)
+    server = uvicorn.Server(
+        uvicorn.Config(api, host=host or config.api.host, port=port or config.api.port, log_level="warning")
+    )
+    console.print(f"safecity: {len(engine.cameras)} cameras, API on http://{server.config.host}:{server.config.port}")
+    try:
+        server.run()
+    finally:
+        engine.stop()
+        store.close()
+
+
+def _camera_name(video: Path) -> str:
+    return re.sub(r"[^A-Za-z0-9_.-]+", "-", video.stem).strip("-") or "video"
+
+
+@app.command()
+def analyze(
+    video: Path = typer.Argument(..., help="Video file to analyse."),
+    config_path: Optional[Path] = ConfigOption,
+    store_url: Optional[str] = StoreOption,
+    camera: Optional[str] = typer.Option(None, help="Camera name for the events (default: from the file name)."),
+    fps: Optional[float] = typer.Option(None, help="Analysis frames per second (default: the camera's or 5)."),
+    analyser: Optional[list[str]] = typer.Option(
+        None, "--analyser", "-a", help=f"Analysers to run (repeatable; known: {', '.join(ANALYSERS)})."
+    ),
+    no_store: bool = typer.Option(False, "--no-store", help="Print the events but store nothing."),
+) -> None:
+    """Run the pipeline over a video file and print a summary of its events."""
+    from safecity.engines.offline import analyze_file
+    from safecity.governance.audit import AuditLog, local_actor
+    from safecity.sources.video import SourceError
+
+    config = load(config_path, store_url)
+    name = camera or _camera_name(video)
+    base = next((c for c in config.cameras if c.name == name), None)
+    settings = base.model_dump() if base else {"name": name}
+    settings.update(source=str(video), loop=False)
+    if fps:
+        settings["fps"] = fps
+    if analyser:
+        settings["analysers"] = analyser
+    try:
+        cam = Camera.model_validate(settings)
+    except Exception as error:
+        raise fail(f"invalid options: {error}") from None
+    if not video.is_file():
+        raise fail(f"video file not found: {video}")
+
+    store = None if no_store else open_store(config)
+    columns = [TextColumn("{task.description}"), BarColumn(), TextColumn("{task.percentage:>3.0f}%")]
+    columns += [TimeElapsedColumn(), TimeRemainingColumn()]
+    failure: str | None = None
+    with Progress(*columns, console=err, transient=True) as progress:
+        task = progress.add_task(f"analysing {video.name}", total=None)
+
+        def on_frame(pts: float, info) -> None:
+            if info and info.duration and progress.tasks[task].total is None:
+                progress.update(task, total=info.duration)
+            progress.update(task, completed=pts)
+
+        try:
+            result = analyze_file(cam, config, store, on_frame)
+        except SourceError as error:
+            failure = str(error)
+            result = None
+
+    if store is not None:
+        details = {"video": str(video), "camera": name, "error": failure}
+        if result is not None:
+            details |= {"frames": result.stats.frames, "events": len(result.events), "stored": result.stored}
+        AuditLog(store.engine).append(local_actor(), "video.analyze", "video", str(video), "", details)
+        store.close()
+    if failure is not None:
+        raise fail(failure)
+    assert result is not None
+    _print_summary(result, video)
+
+
+def _print_summary(result, video: Path) -> None:
+    from datetime import datetime, timezone
+
+    table = Table(title=f"{len(result.events)} events in {video.name}")
+    for column in ("#", "type", "label", "start", "duration s", "score", "zones"):
+        table.add_column(column)
+    start = result.info.start_ts if result.info else 0.0
+    for i, event in enumerate(result.events, 1):
+        offset = event.start_ts - start
+        duration = (event.end_ts - event.start_ts) if event.end_ts is not None else 0.0
+        table.add_row(
+            str(i),
+            event.type,
+            event.label or "",
+            f"{datetime.fromtimestamp(event.start_ts, timezone.utc):%H:%M:%S} (+{offset:.1f}s)",
+            f"{duration:.1f}",
+            "" if event.score is None else f"{event.score:.3f}",
+            ", ".join(event.attributes.get("zones", [])),
+        )
+    console.print(table)
+    stats = result.stats
+    console.print(
+        f"frames analysed: {stats.frames}, with motion: {stats.frames_with_motion}, "
+        f"events: {len(result.events)}, newly stored: {result.stored}"
+    )
+
+
+@audit_app.command("verify")
+def audit_verify(config_path: Optional[Path] = ConfigOption, store_url: Optional[str] = StoreOption) -> None:
+    """Check the whole hash chain; name the first edited, deleted or reordered record."""
+    from safecity.governance.audit import AuditLog
+
+    store = open_store(load(config_path, store_url))
+    result = AuditLog(store.engine).verify()
+    store.close()
+    if not result.ok:
+        raise fail(f"audit log FAILED verification at record {result.first_bad_seq}: {result.problem}", code=1)
+    console.print(f"audit log OK: {result.records} records, chain intact")
+
+
+@audit_app.command("tail")
+def audit_tail(
+    n: int = typer.Option(20, "-n", help="How many of the newest records."),
+    config_path: Optional[Path] = ConfigOption,
+    store_url: Optional[str] = StoreOption,
+) -> None:
+    """Show the newest audit records."""
+    from safecity.governance.audit import AuditLog
+
+    store = open_store(load(config_path, store_url))
+    table = Table()
+    for column in ("seq", "time", "actor", "action", "object", "reason"):
+        table.add_column(column)
+    for r in AuditLog(store.engine).tail(n):
+        table.add_row(str(r.seq), r.ts, r.actor, r.action, f"{r.object_type}:{r.object_id}", r.reason)
+    store.close()
+    console.print(table)
+
+
+@config_app.command("check")
+def config_check(path: Path = typer.Argument(..., help="YAML config file.")) -> None:
+    """Validate a config file and list its cameras."""
+    config = load(path)
+    for camera in config.cameras:
+        state = "enabled" if camera.enabled else "disabled"
+        console.print(f"{camera.name}: {camera.source} @ {camera.fps} fps, {', '.join(camera.analysers)} ({state})")
+    console.print(f"config OK: {len(config.cameras)} cameras, store {config.store.url}")
+
+
+@db_app.command("upgrade")
+def db_upgrade(config_path: Optional[Path] = ConfigOption, store_url: Optional[str] = StoreOption) -> None:
+    """Apply the schema migrations to the configured store."""
+    from safecity.db import current_revision
+
+    store = open_store(load(config_path, store_url))  # opening migrates
+    console.print(f"schema at revision {current_revision(store.engine)}")
+    store.close()
+
+
+def main() -> None:
+    os.environ.setdefault("PYTHONUNBUFFERED", "1")
+    try:
+        app()
+    except KeyboardInterrupt:  # pragma: no cover - interactive
+        sys.exit(130)
+
+
+if __name__ == "__main__":  # pragma: no cover
+    main()

@@ -1,0 +1,100 @@
+#!/usr/bin/python3
+"""Tiny RTSP test server: serve local H.264 MP4 files at rtsp://127.0.0.1:PORT/<mount>.
+
+Run with a Python that has PyGObject + GstRtspServer (Debian: /usr/bin/python3 with
+python3-gi, gir1.2-gst-rtsp-server-1.0), *not* the project venv:
+
+    python3 rtsp_server.py --port 8554 --mount /cam1=clip.mp4 [--mount /cam2=...] [--loop]
+
+Design notes (why it looks like this):
+* The H.264 is re-payloaded as-is (qtdemux ! h264parse ! rtph264pay); no re-encode, so
+  startup is fast and CPU use negligible. ``config-interval=-1`` makes SPS/PPS precede
+  every IDR so a client that joins a shared stream mid-way can still start decoding.
+* Factories are shared: every client of a mount sees the same pipeline, like a camera.
+* ``--loop`` uses GStreamer *segment* seeks: the pipeline starts with a SEGMENT seek and,
+  on SEGMENT_DONE, seeks back to 0 without flushing, so running time (hence RTP
+  timestamps) keeps increasing and clients see one endless stream.  Without it the stream
+  ends with EOS at the end of the clip.
+* ``--port 0`` lets the OS choose a free port (no race); the READY line reports the real one.
+* Binds to 127.0.0.1 only; prints ``READY rtsp://127.0.0.1:PORT`` once listening;
+  SIGTERM/SIGINT quit the main loop and exit 0.
+"""
+import argparse
+import os
+import signal
+import sys
+
+import gi
+
+gi.require_version("Gst", "1.0")
+gi.require_version("GstRtspServer", "1.0")
+from gi.repository import GLib, Gst, GstRtspServer  # noqa: E402
+
+# Must run before LoopingMedia is defined: subclassing triggers RTSPMedia's class_init,
+# which registers the "handle-message" signal with GST_TYPE_MESSAGE; before Gst.init that
+# type id is still 0 and every RTSPMedia (looping or not) breaks with a 5xx reply.
+Gst.init(None)
+_SEG_FLAGS = Gst.SeekFlags.SEGMENT
+
+
+class LoopingMedia(GstRtspServer.RTSPMedia):
+    """RTSPMedia that restarts the clip on SEGMENT_DONE instead of ending (see module doc)."""
+
+    def do_prepared(self):
+        # First seek turns on segment mode (flushing is fine: nothing has played yet).
+        self.get_element().seek_simple(Gst.Format.TIME, Gst.SeekFlags.FLUSH | _SEG_FLAGS, 0)
+
+    def do_handle_message(self, message):
+        if message.type == Gst.MessageType.SEGMENT_DONE:
+            # Non-flushing: keeps running time monotonic so RTP timestamps never jump back.
+            self.get_element().seek_simple(Gst.Format.TIME, _SEG_FLAGS, 0)
+            return True
+        return GstRtspServer.RTSPMedia.do_handle_message(self, message)
+
+
+def _launch_line(path: str) -> str:
+    return (
+        f'( filesrc location="{path}" ! qtdemux ! h264parse config-interval=-1 '
+        f"! rtph264pay name=pay0 pt=96 config-interval=-1 )"
+    )
+
+
+def main(argv=None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--port", type=int, default=8554, help="0 = pick a free port")
+    ap.add_argument("--mount", action="append", required=True, metavar="/NAME=FILE.mp4")
+    ap.add_argument("--loop", action="store_true", help="repeat clips forever")
+    args = ap.parse_args(argv)
+
+    server = GstRtspServer.RTSPServer()
+    server.set_address("127.0.0.1")
+    server.set_service(str(args.port))
+    mounts = server.get_mount_points()
+    for spec in args.mount:
+        name, sep, path = spec.partition("=")
+        if not sep or not name.startswith("/"):
+            ap.error(f"bad --mount {spec!r}, expected /NAME=FILE")
+        path = os.path.abspath(path)
+        if not os.path.isfile(path):
+            ap.error(f"no such file: {path}")
+        factory = GstRtspServer.RTSPMediaFactory()
+        factory.set_launch(_launch_line(path))
+        factory.set_shared(True)
+        if args.loop:
+            factory.set_media_gtype(LoopingMedia)
+        mounts.add_factory(name, factory)
+
+    if server.attach(None) == 0:
+        print(f"cannot listen on 127.0.0.1:{args.port}", file=sys.stderr)
+        return 1
+
+    loop = GLib.MainLoop()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        GLib.unix_signal_add(GLib.PRIORITY_DEFAULT, sig, loop.quit)
+    print(f"READY rtsp://127.0.0.1:{server.get_bound_port()}", flush=True)
+    loop.run()
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
