@@ -71,6 +71,7 @@ def setup_logging(verbose: bool) -> None:
         format="%(message)s",
         handlers=[RichHandler(console=err, show_path=False, rich_tracebacks=False)],
     )
+    logging.getLogger("alembic").setLevel(logging.WARNING)
 
 
 @app.command()
@@ -85,6 +86,7 @@ def run(
     import uvicorn
 
     from safecity.api.app import create_app
+    from safecity.api.server import GracefulServer
     from safecity.engines.local import LocalEngine
     from safecity.governance.audit import AuditLog, local_actor
 
@@ -108,7 +110,7 @@ def run(
     engine = LocalEngine(config, store)
     engine.start()
     api = create_app(store, health=engine.health)
-    server = uvicorn.Server(
+    server = GracefulServer(
         uvicorn.Config(api, host=host or config.api.host, port=port or config.api.port, log_level="warning")
     )
     console.print(f"safecity: {len(engine.cameras)} cameras, API on http://{server.config.host}:{server.config.port}")
@@ -117,6 +119,7 @@ def run(
     finally:
         engine.stop()
         store.close()
+        console.print("safecity: stopped")
 
 
 def _camera_name(video: Path) -> str:

@@ -35,18 +35,24 @@ def rtsp_available() -> bool:
 
 
 @contextmanager
-def serve_rtsp(mounts: dict[str, Path], port: int | None = None, loop: bool = True) -> Iterator[str]:
+def serve_rtsp(
+    mounts: dict[str, Path], port: int | None = None, loop: bool = True, gop: int = 0
+) -> Iterator[str]:
     """Serve ``{"/cam1": Path("a.mp4"), ...}`` over RTSP; yields ``rtsp://127.0.0.1:PORT``.
 
     ``port=None`` passes ``--port 0`` so the server binds a free port itself and reports it
     in its READY line (no pick-then-bind race).  ``loop`` repeats clips so streams never end
-    mid-test.  The server is terminated (then killed) on exit.
+    mid-test.  ``gop`` > 0 re-encodes with a keyframe every ``gop`` frames, so a client
+    joining an already-running mount gets a first frame quickly (as-is, car-detection.mp4
+    has a 4.8 s GOP).  The server is terminated (then killed) on exit.
     """
     cmd = [gst_python(), str(SERVER_SCRIPT), "--port", str(port or 0)]
     for name, path in mounts.items():
         cmd += ["--mount", f"/{name.lstrip('/')}={Path(path).resolve()}"]
     if loop:
         cmd.append("--loop")
+    if gop:
+        cmd += ["--gop", str(gop)]
     # stderr goes to a file, not a pipe: nobody drains it while tests run, and a full pipe
     # (e.g. with GST_DEBUG set) would stall the server's streaming threads.
     errlog = tempfile.TemporaryFile(mode="w+")

@@ -7,16 +7,22 @@ python3-gi, gir1.2-gst-rtsp-server-1.0), *not* the project venv:
     python3 rtsp_server.py --port 8554 --mount /cam1=clip.mp4 [--mount /cam2=...] [--loop]
 
 Design notes (why it looks like this):
-* The H.264 is re-payloaded as-is (qtdemux ! h264parse ! rtph264pay); no re-encode, so
-  startup is fast and CPU use negligible. ``config-interval=-1`` makes SPS/PPS precede
-  every IDR so a client that joins a shared stream mid-way can still start decoding.
-* Factories are shared: every client of a mount sees the same pipeline, like a camera.
-* ``--loop`` uses GStreamer *segment* seeks: the pipeline starts with a SEGMENT seek and,
-  on SEGMENT_DONE, seeks back to 0 without flushing, so running time (hence RTP
-  timestamps) keeps increasing and clients see one endless stream.  Without it the stream
-  ends with EOS at the end of the clip.
-* ``--port 0`` lets the OS choose a free port (no race); the READY line reports the real one.
-* Binds to 127.0.0.1 only; prints ``READY rtsp://127.0.0.1:PORT`` once listening;
+* The H.264 is re-payloaded as-is (qtdemux ! h264parse ! rtph264pay): no re-encode, so
+  startup is instant and CPU use negligible. ``config-interval=-1`` repeats SPS/PPS at
+  every IDR so a client joining a running stream can decode from the next keyframe.
+  ``--gop N`` re-encodes instead (x264, keyframe every N frames) for clips whose GOP is
+  so long that late joiners would wait too long for their first frame.
+* Factories are shared: all clients of a mount see one pipeline, like a real camera.
+* The media is made non-seekable (publish clock mode CLOCK_AND_OFFSET; the SDP then also
+  carries RFC 7273 clock info, which FFmpeg ignores). Otherwise FFmpeg's PLAY
+  ``Range: npt=0.000-`` makes gst-rtsp-server flush-seek the *shared* pipeline to 0,
+  restarting the clip and timestamps for everyone already watching (and breaking --loop).
+* ``--loop`` uses *segment* seeks: one flushing SEGMENT seek when the media is prepared,
+  then, on each SEGMENT_DONE, a non-flushing seek back to 0, so running time (and RTP
+  timestamps) keep increasing and clients see one endless stream. Without it the stream
+  ends with EOS after one pass.
+* ``--port 0`` lets the OS pick a free port (no race); the READY line reports the real one.
+* Binds 127.0.0.1 only; prints ``READY rtsp://127.0.0.1:PORT`` once listening;
   SIGTERM/SIGINT quit the main loop and exit 0.
 """
 import argparse
@@ -30,33 +36,37 @@ gi.require_version("Gst", "1.0")
 gi.require_version("GstRtspServer", "1.0")
 from gi.repository import GLib, Gst, GstRtspServer  # noqa: E402
 
-# Must run before LoopingMedia is defined: subclassing triggers RTSPMedia's class_init,
-# which registers the "handle-message" signal with GST_TYPE_MESSAGE; before Gst.init that
-# type id is still 0 and every RTSPMedia (looping or not) breaks with a 5xx reply.
+# Must run before LoopingMedia is defined: subclassing runs RTSPMedia's class_init, which
+# registers its "handle-message" signal with GST_TYPE_MESSAGE; before Gst.init that type
+# id is still 0 and every RTSPMedia (looping or not) then fails with a 5xx reply.
 Gst.init(None)
-_SEG_FLAGS = Gst.SeekFlags.SEGMENT
 
 
 class LoopingMedia(GstRtspServer.RTSPMedia):
     """RTSPMedia that restarts the clip on SEGMENT_DONE instead of ending (see module doc)."""
 
     def do_prepared(self):
-        # First seek turns on segment mode (flushing is fine: nothing has played yet).
-        self.get_element().seek_simple(Gst.Format.TIME, Gst.SeekFlags.FLUSH | _SEG_FLAGS, 0)
+        # Enter segment mode; flushing is fine here, nothing has been sent yet.
+        self.get_element().seek_simple(
+            Gst.Format.TIME, Gst.SeekFlags.FLUSH | Gst.SeekFlags.SEGMENT, 0
+        )
 
     def do_handle_message(self, message):
         if message.type == Gst.MessageType.SEGMENT_DONE:
-            # Non-flushing: keeps running time monotonic so RTP timestamps never jump back.
-            self.get_element().seek_simple(Gst.Format.TIME, _SEG_FLAGS, 0)
+            # Non-flushing, so running time stays monotonic for clients.
+            self.get_element().seek_simple(Gst.Format.TIME, Gst.SeekFlags.SEGMENT, 0)
             return True
         return GstRtspServer.RTSPMedia.do_handle_message(self, message)
 
 
-def _launch_line(path: str) -> str:
-    return (
-        f'( filesrc location="{path}" ! qtdemux ! h264parse config-interval=-1 '
-        f"! rtph264pay name=pay0 pt=96 config-interval=-1 )"
-    )
+def _launch_line(path: str, gop: int) -> str:
+    src = f'filesrc location="{path}" ! qtdemux ! h264parse'
+    if gop:
+        src += (
+            " ! avdec_h264 ! videoconvert ! x264enc tune=zerolatency speed-preset=ultrafast"
+            f" key-int-max={gop} ! video/x-h264,profile=main ! h264parse"
+        )
+    return f"( {src} config-interval=-1 ! rtph264pay name=pay0 pt=96 config-interval=-1 )"
 
 
 def main(argv=None) -> int:
@@ -64,6 +74,7 @@ def main(argv=None) -> int:
     ap.add_argument("--port", type=int, default=8554, help="0 = pick a free port")
     ap.add_argument("--mount", action="append", required=True, metavar="/NAME=FILE.mp4")
     ap.add_argument("--loop", action="store_true", help="repeat clips forever")
+    ap.add_argument("--gop", type=int, default=0, help="re-encode, keyframe every N frames")
     args = ap.parse_args(argv)
 
     server = GstRtspServer.RTSPServer()
@@ -78,8 +89,9 @@ def main(argv=None) -> int:
         if not os.path.isfile(path):
             ap.error(f"no such file: {path}")
         factory = GstRtspServer.RTSPMediaFactory()
-        factory.set_launch(_launch_line(path))
+        factory.set_launch(_launch_line(path, args.gop))
         factory.set_shared(True)
+        factory.set_publish_clock_mode(GstRtspServer.RTSPPublishClockMode.CLOCK_AND_OFFSET)
         if args.loop:
             factory.set_media_gtype(LoopingMedia)
         mounts.add_factory(name, factory)

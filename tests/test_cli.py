@@ -1,0 +1,78 @@
+"""The command line, run as a user runs it: a real process, real clips."""
+
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from safecity.events.store import EventQuery, EventStore
+from safecity.governance.audit import AuditLog
+from safecity.sources.video import VideoSource
+from tests.support.clips import truncate
+
+REPO = Path(__file__).resolve().parents[1]
+SAFECITY = [sys.executable, "-m", "safecity.cli"]
+
+
+def safecity(*args: str, cwd: Path) -> subprocess.CompletedProcess:
+    return subprocess.run([*SAFECITY, *args], cwd=cwd, capture_output=True, text=True, timeout=300)
+
+
+@pytest.mark.parametrize(
+    "command",
+    [[], ["run"], ["analyze"], ["audit"], ["audit", "verify"], ["audit", "tail"], ["config", "check"], ["db", "upgrade"]],
+)
+def test_every_command_has_help(command, tmp_path):
+    result = safecity(*command, "--help", cwd=tmp_path)
+    assert result.returncode == 0 and "Usage" in result.stdout
+
+
+@pytest.mark.slow
+def test_analyze_real_clip_stores_events(people_clip, tmp_path):
+    result = safecity("analyze", str(people_clip), "--camera", "hallway", cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    assert "events in one-by-one-person-detection.mp4" in result.stdout
+    assert "frames analysed: 69" in result.stdout  # 139 s at 5 fps
+
+    store = EventStore(f"sqlite:///{tmp_path / 'var' / 'safecity.db'}")
+    rows, total = store.search(EventQuery(limit=500))
+    # people walk through one at a time, with empty room between them
+    assert 2 <= total <= 40
+    assert all(r.camera == "hallway" and r.type == "motion" and r.end_time is not None for r in rows)
+    assert all(r.end_time >= r.start_time for r in rows)
+    assert all(store.snapshot_path(r).is_file() for r in rows)
+    assert f"{total} events in" in result.stdout
+    # the room is empty for the clip's first six seconds
+    source = VideoSource("x", str(people_clip), 1)
+    next(source.frames())
+    first = min(r.start_time for r in rows).timestamp()
+    assert 4.0 < first - source.info.start_ts < 10.0
+    record = AuditLog(store.engine).tail(1)[0].as_dict()
+    assert record["action"] == "video.analyze" and record["details"]["stored"] == total
+    store.close()
+
+    again = safecity("analyze", str(people_clip), "--camera", "hallway", cwd=tmp_path)
+    assert again.returncode == 0 and "newly stored: 0" in again.stdout
+
+
+@pytest.mark.parametrize("kind", ["garbage", "truncated", "missing"])
+def test_broken_video_gives_clear_error_and_exit_code(kind, car_clip, tmp_path):
+    video = tmp_path / "broken.mp4"
+    if kind == "garbage":
+        video.write_bytes(b"\x00\x00\x00\x18ftypmp42" + bytes(range(256)) * 400)
+    elif kind == "truncated":
+        truncate(car_clip, video, 0.4)
+    result = safecity("analyze", str(video), cwd=tmp_path)
+    assert result.returncode == 2
+    assert "error:" in result.stderr and "broken.mp4" in result.stderr
+    assert "Traceback" not in result.stderr + result.stdout
+
+
+def test_bad_config_stops_with_key_and_problem(tmp_path):
+    config = tmp_path / "safecity.yaml"
+    config.write_text("cameras:\n  - name: a\n    source: x.mp4\n    fps: -3\n")
+    result = safecity("run", "--config", str(config), cwd=tmp_path)
+    assert result.returncode == 2
+    assert "cameras[0].fps" in result.stderr and "greater than 0" in result.stderr
+    assert "Traceback" not in result.stderr

@@ -1,0 +1,54 @@
+"""`safecity run` on the demo config, as `make run` starts it: events within 60 s."""
+
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import httpx
+import pytest
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.mark.slow
+def test_run_serves_health_and_demo_events_within_60_seconds(tmp_path):
+    port = free_port()
+    command = [
+        sys.executable, "-m", "safecity.cli", "run", "--config", "demo/safecity.yaml",
+        "--store", f"sqlite:///{tmp_path / 'var' / 'safecity.db'}", "--port", str(port),
+    ]
+    started = time.monotonic()
+    process = subprocess.Popen(command, cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    base = f"http://127.0.0.1:{port}"
+    cameras_with_events: set[str] = set()
+    health = None
+    try:
+        while time.monotonic() - started < 60 and cameras_with_events != {"parking-lot", "hallway"}:
+            assert process.poll() is None, process.stdout.read()
+            try:
+                health = httpx.get(f"{base}/api/health", timeout=2).json()
+                events = httpx.get(f"{base}/api/events", params={"limit": 100}, timeout=2).json()
+                cameras_with_events = {e["camera"] for e in events["items"]}
+            except httpx.TransportError:
+                pass
+            time.sleep(0.5)
+        elapsed = time.monotonic() - started
+    finally:
+        process.terminate()
+        output, _ = process.communicate(timeout=20)
+    assert cameras_with_events == {"parking-lot", "hallway"}, output
+    assert elapsed < 60
+    assert health["status"] == "ok"
+    states = {c["name"]: c for c in health["cameras"]}
+    assert states["parking-lot"]["state"] == "running" and states["parking-lot"]["frames"] > 0
+    assert process.returncode == 0, output  # SIGTERM is a clean, graceful stop
+    assert "safecity: stopped" in output
+    assert "Traceback" not in output
