@@ -1,10 +1,14 @@
+import cv2
+import numpy as np
 import pytest
 from fastapi.testclient import TestClient
 
 from safecity.api.app import create_app
 from safecity.events.store import EventStore
 from safecity.governance.audit import AuditLog
-from tests.events.test_store import make_events
+from safecity.governance.redaction import FaceRedactor
+from safecity.records import Event
+from tests.events.test_store import T0, make_events
 
 
 @pytest.fixture
@@ -62,8 +66,23 @@ def test_event_view_and_snapshot_are_audited(store):
     assert event["snapshot_url"] == f"/api/events/{event['id']}/snapshot.jpg"
     image = client.get(event["snapshot_url"])
     assert image.status_code == 200 and image.headers["content-type"] == "image/jpeg"
+    assert image.headers["x-redacted-faces"] == "0" and image.content[:2] == b"\xff\xd8"
     actions = [r.action for r in AuditLog(store.engine).tail(3)]
     assert actions == ["event.search", "event.view", "media.view"]
+
+
+def test_snapshot_faces_are_blurred_when_served(store, shared_data):
+    from tests.governance.test_redaction import street_with_face
+
+    frame = street_with_face(shared_data)
+    store.add_events([Event(camera="door", type="motion", start_ts=T0 + 500, snapshot=frame)])
+    client = TestClient(create_app(store))
+    (item,) = client.get("/api/events", params={"camera": "door"}).json()["items"]
+    served = client.get(item["snapshot_url"])
+    assert served.headers["x-redacted-faces"] == "1"
+    image = cv2.imdecode(np.frombuffer(served.content, np.uint8), cv2.IMREAD_COLOR)
+    assert len(FaceRedactor().faces(image)) == 0
+    assert AuditLog(store.engine).tail(1)[0].as_dict()["details"]["redacted"] is True
 
 
 def test_missing_and_invalid(store):

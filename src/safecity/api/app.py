@@ -2,7 +2,7 @@
 
 Reading events is audited like any other search: the record says who asked (the
 client address until sign-in arrives), what they asked for, and the reason they gave
-in the ``X-Reason`` header.
+in the ``X-Reason`` header. Snapshots are served with faces blurred.
 """
 
 from __future__ import annotations
@@ -11,13 +11,15 @@ from dataclasses import asdict
 from datetime import datetime
 from typing import Any, Callable
 
+import cv2
 from fastapi import Depends, FastAPI, HTTPException, Query, Request
-from fastapi.responses import FileResponse
+from fastapi.responses import Response
 from pydantic import BaseModel
 
 import safecity
 from safecity.events.store import EventQuery, EventStore
 from safecity.governance.audit import AuditLog
+from safecity.governance.redaction import redact
 
 
 class CameraHealth(BaseModel):
@@ -128,14 +130,22 @@ def create_app(store: EventStore, health: Callable[[], list[dict]] = lambda: [])
         audit.append(who, "event.view", "event", event_id, why)
         return _event_out(row)
 
-    @app.get("/api/events/{event_id}/snapshot.jpg", tags=["events"], response_class=FileResponse)
-    def get_snapshot(event_id: int, who: str = Depends(actor), why: str = Depends(reason)) -> FileResponse:
-        """The event's snapshot. Viewing it is audited."""
+    @app.get(
+        "/api/events/{event_id}/snapshot.jpg",
+        tags=["events"],
+        response_class=Response,
+        responses={200: {"content": {"image/jpeg": {}}}},
+    )
+    def get_snapshot(event_id: int, who: str = Depends(actor), why: str = Depends(reason)) -> Response:
+        """The event's snapshot with every face blurred. Viewing it is audited."""
         row = _row(event_id)
         path = store.snapshot_path(row)
-        if path is None or not path.is_file():
+        image = cv2.imread(str(path)) if path is not None and path.is_file() else None
+        if image is None:
             raise HTTPException(404, f"event {event_id} has no snapshot")
-        audit.append(who, "media.view", "event", event_id, why, {"file": row.snapshot})
-        return FileResponse(path, media_type="image/jpeg")
+        redacted, faces = redact(image)
+        ok, data = cv2.imencode(".jpg", redacted, [cv2.IMWRITE_JPEG_QUALITY, 85])
+        audit.append(who, "media.view", "event", event_id, why, {"file": row.snapshot, "redacted": True})
+        return Response(data.tobytes(), media_type="image/jpeg", headers={"X-Redacted-Faces": str(faces)})
 
     return app
