@@ -9,6 +9,9 @@ from pathlib import Path
 import httpx
 import pytest
 
+from safecity.db import make_engine
+from safecity.governance.audit import AuditLog
+
 REPO = Path(__file__).resolve().parents[1]
 
 
@@ -52,3 +55,8 @@ def test_run_serves_health_and_demo_events_within_60_seconds(tmp_path):
     assert process.returncode == 0, output  # SIGTERM is a clean, graceful stop
     assert "safecity: stopped" in output
     assert "Traceback" not in output
+
+    audit = AuditLog(make_engine(f"sqlite:///{tmp_path / 'var' / 'safecity.db'}"))
+    assert audit.verify().ok
+    actions = [r.action for r in audit.records()]
+    assert actions[0] == "config.load" and "event.search" in actions

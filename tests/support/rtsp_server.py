@@ -29,6 +29,7 @@ import argparse
 import os
 import signal
 import sys
+import time
 
 import gi
 
@@ -50,6 +51,13 @@ class LoopingMedia(GstRtspServer.RTSPMedia):
         self.get_element().seek_simple(
             Gst.Format.TIME, Gst.SeekFlags.FLUSH | Gst.SeekFlags.SEGMENT, 0
         )
+        # The flush drops each stream's SEGMENT event until data flows again; a PLAY
+        # arriving in that window hits an assertion in gst_rtsp_media_get_rates() and
+        # aborts the whole server. PLAY is held off while this handler runs, so wait here.
+        deadline = time.monotonic() + 3
+        streams = [self.get_stream(i) for i in range(self.n_streams())]
+        while not all(s.get_rates()[0] for s in streams) and time.monotonic() < deadline:
+            time.sleep(0.005)
 
     def do_handle_message(self, message):
         if message.type == Gst.MessageType.SEGMENT_DONE:
