@@ -26,9 +26,11 @@ app = typer.Typer(help="safecity: accountable video analytics.", no_args_is_help
 audit_app = typer.Typer(help="The hash-chained audit log.", no_args_is_help=True)
 config_app = typer.Typer(help="Configuration files.", no_args_is_help=True)
 db_app = typer.Typer(help="Database schema.", no_args_is_help=True)
+eval_app = typer.Typer(help="Accuracy on a labelled data set (formats: docs/evaluation.md).", no_args_is_help=True)
 app.add_typer(audit_app, name="audit")
 app.add_typer(config_app, name="config")
 app.add_typer(db_app, name="db")
+app.add_typer(eval_app, name="eval")
 
 console = Console()
 err = Console(stderr=True)
@@ -266,6 +268,43 @@ def db_upgrade(config_path: Optional[Path] = ConfigOption, store_url: Optional[s
     store = open_store(load(config_path, store_url))  # opening migrates
     console.print(f"schema at revision {current_revision(store.engine)}")
     store.close()
+
+
+def _evaluate(task: str, dataset: Path, json_out: Path, limit: Optional[int]) -> None:
+    """Run ``safecity.evaluation.<task>.evaluate`` and write its JSON; print its summary."""
+    import importlib
+    import json
+
+    if not dataset.is_dir():
+        raise fail(f"data set folder not found: {dataset}")
+    module = importlib.import_module(f"safecity.evaluation.{task}")
+    try:
+        result = module.evaluate(dataset, limit=limit)
+    except (ValueError, FileNotFoundError) as error:
+        raise fail(f"cannot evaluate {dataset}: {error}") from None
+    json_out.parent.mkdir(parents=True, exist_ok=True)
+    json_out.write_text(json.dumps(result, indent=2) + "\n")
+    console.print(module.summarise(result))
+    console.print(f"written: {json_out}")
+
+
+DatasetArgument = typer.Argument(..., help="Folder in the format described in docs/evaluation.md.")
+JsonOption = typer.Option(..., "--json", help="Where to write the results as JSON.")
+LimitOption = typer.Option(None, "--limit", help="Use only the first N items (quick checks).")
+
+
+def _eval_command(task: str, doc: str) -> None:
+    def command(dataset: Path = DatasetArgument, json_out: Path = JsonOption, limit: Optional[int] = LimitOption):
+        _evaluate(task, dataset, json_out, limit)
+
+    command.__doc__ = doc
+    eval_app.command(task)(command)
+
+
+_eval_command("faces", "Face verification and open-set identification (TAR@FAR, FNIR@FPIR).")
+_eval_command("fairness", "False-match and detection rates per group at the operating threshold.")
+_eval_command("plates", "Licence-plate finding and reading (exact read rate, per condition).")
+_eval_command("counting", "People counting in still frames (MAE, RMSE).")
 
 
 def main() -> None:

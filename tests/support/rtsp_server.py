@@ -8,8 +8,10 @@ python3-gi, gir1.2-gst-rtsp-server-1.0), *not* the project venv:
 
 Design notes (why it looks like this):
 * The H.264 is re-payloaded as-is (qtdemux ! h264parse ! rtph264pay): no re-encode, so
-  startup is instant and CPU use negligible. ``config-interval=-1`` repeats SPS/PPS at
-  every IDR so a client joining a running stream can decode from the next keyframe.
+  startup is instant and CPU use negligible. h264parse ``config-interval=-1`` repeats
+  SPS/PPS at every IDR so a client joining a running stream can decode from the next
+  keyframe. (Not also on rtph264pay: with x264 output that made FFmpeg emit every
+  keyframe twice.)
   ``--gop N`` re-encodes instead (x264, keyframe every N frames) for clips whose GOP is
   so long that late joiners would wait too long for their first frame.
 * Factories are shared: all clients of a mount see one pipeline, like a real camera.
@@ -74,7 +76,7 @@ def _launch_line(path: str, gop: int) -> str:
             " ! avdec_h264 ! videoconvert ! x264enc tune=zerolatency speed-preset=ultrafast"
             f" key-int-max={gop} ! video/x-h264,profile=main ! h264parse"
         )
-    return f"( {src} config-interval=-1 ! rtph264pay name=pay0 pt=96 config-interval=-1 )"
+    return f"( {src} config-interval=-1 ! rtph264pay name=pay0 pt=96 )"
 
 
 def main(argv=None) -> int:
