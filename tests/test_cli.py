@@ -21,7 +21,12 @@ def safecity(*args: str, cwd: Path) -> subprocess.CompletedProcess:
 
 @pytest.mark.parametrize(
     "command",
-    [[], ["run"], ["analyze"], ["audit"], ["audit", "verify"], ["audit", "tail"], ["config", "check"], ["db", "upgrade"]],
+    [
+        [], ["run"], ["analyze"], ["audit"], ["audit", "verify"], ["audit", "tail"], ["config", "check"],
+        ["db", "upgrade"], ["eval"], ["eval", "faces"], ["eval", "fairness"], ["eval", "plates"],
+        ["eval", "counting"], ["watchlist"], ["watchlist", "create"], ["watchlist", "add"], ["watchlist", "list"],
+        ["watchlist", "expire"], ["watchlist", "remove"],
+    ],
 )
 def test_every_command_has_help(command, tmp_path):
     result = safecity(*command, "--help", cwd=tmp_path)
@@ -76,3 +81,21 @@ def test_bad_config_stops_with_key_and_problem(tmp_path):
     assert result.returncode == 2
     assert "cameras[0].fps" in result.stderr and "greater than 0" in result.stderr
     assert "Traceback" not in result.stderr
+
+
+def test_plate_list_commands_require_governance_and_are_audited(tmp_path):
+    assert safecity("watchlist", "create", "stolen", "--kind", "plate", "--reason", "feed", cwd=tmp_path).returncode == 0
+    fields = ["--label", "van", "--plate", "AB12CDE", "--purpose", "recover", "--authoriser", "Insp. Doe"]
+    missing = safecity("watchlist", "add", "stolen", *fields, "--expires", "2099-01-01", "--reason", "r", cwd=tmp_path)
+    assert missing.returncode == 2 and "--legal-basis" in missing.stderr
+    ok = safecity(
+        "watchlist", "add", "stolen", *fields, "--legal-basis", "Act s.1", "--expires", "2099-01-01", "--reason", "r",
+        cwd=tmp_path,
+    )
+    assert ok.returncode == 0, ok.stderr
+    listed = safecity("watchlist", "list", cwd=tmp_path)
+    assert "AB12CDE" in listed.stdout and "active" in listed.stdout
+    assert safecity("watchlist", "expire", "1", "--reason", "found", cwd=tmp_path).returncode == 0
+    assert "expired" in safecity("watchlist", "list", cwd=tmp_path).stdout
+    verify = safecity("audit", "verify", cwd=tmp_path)
+    assert verify.returncode == 0 and "3 records" in verify.stdout

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import logging
 import os
+from datetime import datetime, timezone
 import re
 import sys
 from pathlib import Path
@@ -26,14 +27,19 @@ app = typer.Typer(help="safecity: accountable video analytics.", no_args_is_help
 audit_app = typer.Typer(help="The hash-chained audit log.", no_args_is_help=True)
 config_app = typer.Typer(help="Configuration files.", no_args_is_help=True)
 db_app = typer.Typer(help="Database schema.", no_args_is_help=True)
+watchlist_app = typer.Typer(
+    help="Governed watchlists (faces) and plate lists. Every change is audited.", no_args_is_help=True
+)
 eval_app = typer.Typer(help="Accuracy on a labelled data set (formats: docs/evaluation.md).", no_args_is_help=True)
 app.add_typer(audit_app, name="audit")
 app.add_typer(config_app, name="config")
 app.add_typer(db_app, name="db")
 app.add_typer(eval_app, name="eval")
+app.add_typer(watchlist_app, name="watchlist")
 
-console = Console()
-err = Console(stderr=True)
+# piped output (logs, scripts, grep) gets wide lines instead of cells cut to 80 columns
+console = Console(width=None if sys.stdout.isatty() else 200)
+err = Console(stderr=True, width=None if sys.stderr.isatty() else 200)
 
 ConfigOption = typer.Option(
     None, "--config", "-c", envvar="SAFECITY_CONFIG", help="YAML config file (default: ./safecity.yaml if present)."
@@ -268,6 +274,127 @@ def db_upgrade(config_path: Optional[Path] = ConfigOption, store_url: Optional[s
     store = open_store(load(config_path, store_url))  # opening migrates
     console.print(f"schema at revision {current_revision(store.engine)}")
     store.close()
+
+
+ReasonOption = typer.Option(..., "--reason", help="Why: recorded in the audit log.")
+
+
+def _watchlists(config_path: Optional[Path], store_url: Optional[str]):
+    from safecity.governance.audit import local_actor
+    from safecity.governance.watchlists import WatchlistService
+
+    store = open_store(load(config_path, store_url))
+    return store, WatchlistService(store.engine, local_actor())
+
+
+def _governed(action):
+    """Run a watchlist action, turning a refused rule into a clear error."""
+    from safecity.governance.watchlists import GovernanceError
+
+    try:
+        return action()
+    except GovernanceError as error:
+        raise fail(str(error)) from None
+
+
+@watchlist_app.command("create")
+def watchlist_create(
+    name: str = typer.Argument(..., help="List name (letters, digits, _ . -)."),
+    kind: str = typer.Option("face", help="face or plate."),
+    threshold: Optional[float] = typer.Option(None, help="Match threshold (cosine); default: the calibrated one."),
+    description: str = typer.Option("", help="What the list is for."),
+    reason: str = ReasonOption,
+    config_path: Optional[Path] = ConfigOption,
+    store_url: Optional[str] = StoreOption,
+) -> None:
+    """Create a watchlist or plate list."""
+    store, service = _watchlists(config_path, store_url)
+    list_id = _governed(lambda: service.create_list(name, kind, reason, threshold, description))
+    store.close()
+    console.print(f"created {kind} list {name!r} (id {list_id})")
+
+
+@watchlist_app.command("add")
+def watchlist_add(
+    name: str = typer.Argument(..., help="List to add to."),
+    label: str = typer.Option(..., help="Who or what this entry is."),
+    image: Optional[list[Path]] = typer.Option(None, "--image", help="Reference image (face lists; repeatable)."),
+    plate: Optional[str] = typer.Option(None, help="Plate number (plate lists)."),
+    legal_basis: str = typer.Option(..., help="The law, warrant or order that allows this entry."),
+    purpose: str = typer.Option(..., help="What the entry is for."),
+    authoriser: str = typer.Option(..., help="Who authorised it."),
+    expires: datetime = typer.Option(..., formats=["%Y-%m-%d", "%Y-%m-%dT%H:%M:%S"], help="Expiry (UTC)."),
+    reason: str = ReasonOption,
+    config_path: Optional[Path] = ConfigOption,
+    store_url: Optional[str] = StoreOption,
+) -> None:
+    """Add an entry; every governance field is required, and so is the reason."""
+    from safecity.governance.watchlists import Governance
+
+    rules = Governance(legal_basis, purpose, authoriser, expires.replace(tzinfo=timezone.utc))
+    if bool(image) == bool(plate):
+        raise fail("give either --image (face lists) or --plate (plate lists)")
+    store, service = _watchlists(config_path, store_url)
+    if plate:
+        entry = _governed(lambda: service.add_plate_entry(name, label, plate, rules, reason))
+    else:
+        from safecity.faces.enrol import FaceEnroller
+
+        for path in image:
+            if not path.is_file():
+                raise fail(f"image not found: {path}")
+        images = [(path.name, path.read_bytes()) for path in image]
+        entry = _governed(lambda: service.add_face_entry(name, label, images, rules, reason, FaceEnroller()))
+    store.close()
+    console.print(f"added entry {entry} to {name!r}, expires {rules.expires_at:%Y-%m-%d %H:%M} UTC")
+
+
+@watchlist_app.command("list")
+def watchlist_list(
+    name: Optional[str] = typer.Argument(None, help="Only this list."),
+    config_path: Optional[Path] = ConfigOption,
+    store_url: Optional[str] = StoreOption,
+) -> None:
+    """Show entries with their governance fields."""
+    store, service = _watchlists(config_path, store_url)
+    table = Table()
+    for column in ("id", "list", "label", "plate/templates", "legal basis", "purpose", "authoriser", "expires", "state"):
+        table.add_column(column)
+    for e in service.entries(name):
+        table.add_row(
+            str(e.id), e.watchlist, e.label, e.plate or f"{e.templates} templates", e.legal_basis, e.purpose,
+            e.authoriser, f"{e.expires_at:%Y-%m-%d %H:%M}", "active" if e.active else "expired",
+        )
+    store.close()
+    console.print(table)
+
+
+@watchlist_app.command("expire")
+def watchlist_expire(
+    entry: int = typer.Argument(..., help="Entry id."),
+    reason: str = ReasonOption,
+    config_path: Optional[Path] = ConfigOption,
+    store_url: Optional[str] = StoreOption,
+) -> None:
+    """End an entry now: it stops matching at once."""
+    store, service = _watchlists(config_path, store_url)
+    _governed(lambda: service.expire(entry, reason))
+    store.close()
+    console.print(f"entry {entry} expired")
+
+
+@watchlist_app.command("remove")
+def watchlist_remove(
+    entry: int = typer.Argument(..., help="Entry id."),
+    reason: str = ReasonOption,
+    config_path: Optional[Path] = ConfigOption,
+    store_url: Optional[str] = StoreOption,
+) -> None:
+    """Delete an entry and its templates (the audit record remains)."""
+    store, service = _watchlists(config_path, store_url)
+    _governed(lambda: service.remove(entry, reason))
+    store.close()
+    console.print(f"entry {entry} removed")
 
 
 def _evaluate(task: str, dataset: Path, json_out: Path, limit: Optional[int]) -> None:
