@@ -22,16 +22,17 @@ def gst_python() -> str:
 
 
 def rtsp_available() -> bool:
-    """True if the GStreamer Python can import gi + GstRtspServer (lets tests skip/fail clearly)."""
+    """True if the GStreamer Python can import gi + GstRtspServer (for a clear test failure)."""
     probe = (
         "import gi; gi.require_version('Gst', '1.0'); "
         "gi.require_version('GstRtspServer', '1.0'); "
         "from gi.repository import Gst, GstRtspServer"
     )
     try:
-        return subprocess.run([gst_python(), "-c", probe], capture_output=True, timeout=30).returncode == 0
+        done = subprocess.run([gst_python(), "-c", probe], capture_output=True, timeout=30)
     except (OSError, subprocess.TimeoutExpired):
         return False
+    return done.returncode == 0
 
 
 @contextmanager

@@ -17,7 +17,7 @@ import threading
 import time
 from dataclasses import dataclass
 from datetime import datetime, timezone
-from typing import Any, Iterator
+from typing import Any, Iterable, Iterator, Mapping
 
 from sqlalchemy import Engine, String, Text, select, text
 from sqlalchemy.exc import IntegrityError, OperationalError
@@ -43,11 +43,13 @@ class AuditRecord(Base):
     prev_hash: Mapped[str] = mapped_column(String(64))
     hash: Mapped[str] = mapped_column(String(64))
 
+    def stored(self) -> dict[str, Any]:
+        """The record exactly as hashed (``details`` as canonical JSON text), plus its hash."""
+        return {**{name: getattr(self, name) for name in _FIELDS}, "hash": self.hash}
+
     def as_dict(self) -> dict[str, Any]:
-        data = {name: getattr(self, name) for name in _FIELDS}
-        data["details"] = json.loads(self.details)
-        data["hash"] = self.hash
-        return data
+        """The record for reading: ``details`` parsed."""
+        return {**self.stored(), "details": json.loads(self.details)}
 
 
 def record_hash(fields: dict[str, Any]) -> str:
@@ -138,25 +140,33 @@ class AuditLog:
 
     def verify(self) -> Verification:
         """Walk the chain; report the first record that was edited, removed or moved."""
-        expected_seq = 1
-        prev = GENESIS
-        count = 0
-        for record in self.records():
-            if record.seq != expected_seq:
-                kind = "missing (deleted)" if record.seq > expected_seq else "out of order"
-                return Verification(False, count, expected_seq, f"record {expected_seq} is {kind}")
-            if record.prev_hash != prev:
-                return Verification(
-                    False,
-                    count,
-                    record.seq,
-                    f"record {record.seq} does not follow the record before it: "
-                    "a record was deleted, reordered or replaced",
-                )
-            fields = {name: getattr(record, name) for name in _FIELDS}
-            if record_hash(fields) != record.hash:
-                return Verification(False, count, record.seq, f"record {record.seq} was edited after it was written")
-            prev = record.hash
-            expected_seq += 1
-            count += 1
-        return Verification(True, count)
+        return verify_chain(record.stored() for record in self.records())
+
+
+def verify_chain(records: Iterable[Mapping[str, Any]]) -> Verification:
+    """Check records (as stored: ``details`` is the canonical JSON text) in chain order.
+
+    Used on the live table and on a JSONL export alike, so a regulator can verify an
+    export with nothing but this function.
+    """
+    expected_seq = 1
+    prev = GENESIS
+    count = 0
+    for record in records:
+        seq = record["seq"]
+        if seq != expected_seq:
+            kind = "missing (deleted)" if seq > expected_seq else "out of order"
+            return Verification(False, count, expected_seq, f"record {expected_seq} is {kind}")
+        if record["prev_hash"] != prev:
+            return Verification(
+                False,
+                count,
+                seq,
+                f"record {seq} does not follow the record before it: a record was deleted, reordered or replaced",
+            )
+        if record_hash(record) != record["hash"]:
+            return Verification(False, count, seq, f"record {seq} was edited after it was written")
+        prev = record["hash"]
+        expected_seq += 1
+        count += 1
+    return Verification(True, count)

@@ -76,6 +76,13 @@ class CameraFeed:
         )
 
     def frames(self) -> Iterator[Frame]:
+        try:
+            yield from self._frames()
+        finally:
+            if self.status.state != "finished":
+                self.status.state = "stopped"
+
+    def _frames(self) -> Iterator[Frame]:
         backoff = self.camera.reconnect
         delay = backoff.initial_seconds
         index = 0
@@ -110,6 +117,5 @@ class CameraFeed:
             self.status.reconnects += 1
             wait = min(delay, backoff.max_seconds) * random.uniform(0.8, 1.2)
             if self.stop.wait(wait):
-                break
+                return
             delay = min(delay * 2, backoff.max_seconds)
-        self.status.state = "stopped"

@@ -36,7 +36,8 @@ def open_options(url: str, timeout_seconds: float) -> dict[str, str]:
     scheme = url.split("://", 1)[0].lower()
     microseconds = str(int(timeout_seconds * 1_000_000))
     if scheme in {"rtsp", "rtsps"}:
-        return {"rtsp_transport": "tcp", "timeout": microseconds}
+        # the SDP already describes the stream: probing one second (not five) is plenty
+        return {"rtsp_transport": "tcp", "timeout": microseconds, "analyzeduration": "1000000"}
     if scheme in {"http", "https"}:
         return {"rw_timeout": microseconds, "reconnect": "0"}
     return {}
