@@ -25,7 +25,7 @@ def safecity(*args: str, cwd: Path) -> subprocess.CompletedProcess:
         [], ["run"], ["analyze"], ["audit"], ["audit", "verify"], ["audit", "tail"], ["config", "check"],
         ["db", "upgrade"], ["eval"], ["eval", "faces"], ["eval", "fairness"], ["eval", "plates"],
         ["eval", "counting"], ["watchlist"], ["watchlist", "create"], ["watchlist", "add"], ["watchlist", "list"],
-        ["watchlist", "expire"], ["watchlist", "remove"],
+        ["watchlist", "expire"], ["watchlist", "remove"], ["retention"], ["retention", "run"],
     ],
 )
 def test_every_command_has_help(command, tmp_path):

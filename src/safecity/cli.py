@@ -30,12 +30,14 @@ db_app = typer.Typer(help="Database schema.", no_args_is_help=True)
 watchlist_app = typer.Typer(
     help="Governed watchlists (faces) and plate lists. Every change is audited.", no_args_is_help=True
 )
+retention_app = typer.Typer(help="Retention limits: delete what is past its keeping period.", no_args_is_help=True)
 eval_app = typer.Typer(help="Accuracy on a labelled data set (formats: docs/evaluation.md).", no_args_is_help=True)
 app.add_typer(audit_app, name="audit")
 app.add_typer(config_app, name="config")
 app.add_typer(db_app, name="db")
 app.add_typer(eval_app, name="eval")
 app.add_typer(watchlist_app, name="watchlist")
+app.add_typer(retention_app, name="retention")
 
 # piped output (logs, scripts, grep) gets wide lines instead of cells cut to 80 columns
 console = Console(width=None if sys.stdout.isatty() else 200)
@@ -96,6 +98,7 @@ def run(
     from safecity.api.app import create_app
     from safecity.api.server import GracefulServer
     from safecity.engines.local import LocalEngine
+    from safecity.governance.retention import RetentionJob, RetentionScheduler
     from safecity.governance.audit import AuditLog, local_actor
 
     setup_logging(verbose)
@@ -117,6 +120,8 @@ def run(
         logging.getLogger("safecity").warning("no cameras configured: serving the API only")
     engine = LocalEngine(config, store)
     engine.start()
+    retention = RetentionScheduler(RetentionJob(store, config.retention))
+    retention.start()
     api = create_app(store, health=engine.health)
     server = GracefulServer(
         uvicorn.Config(api, host=host or config.api.host, port=port or config.api.port, log_level="warning")
@@ -125,6 +130,7 @@ def run(
     try:
         server.run()
     finally:
+        retention.stop()
         engine.stop()
         store.close()
         console.print("safecity: stopped")
@@ -274,6 +280,36 @@ def db_upgrade(config_path: Optional[Path] = ConfigOption, store_url: Optional[s
     store = open_store(load(config_path, store_url))  # opening migrates
     console.print(f"schema at revision {current_revision(store.engine)}")
     store.close()
+
+
+@retention_app.command("run")
+def retention_run(
+    dry_run: bool = typer.Option(False, "--dry-run", help="Show what would be deleted; delete nothing."),
+    config_path: Optional[Path] = ConfigOption,
+    store_url: Optional[str] = StoreOption,
+) -> None:
+    """Delete events and media past the configured retention limits (audited)."""
+    from safecity.governance.retention import RetentionJob
+
+    config = load(config_path, store_url)
+    store = open_store(config)
+    report = RetentionJob(store, config.retention, actor=local_actor_name()).run(dry_run=dry_run)
+    store.close()
+    verb = "would delete" if dry_run else "deleted"
+    table = Table(title=f"retention: {verb}")
+    table.add_column("what")
+    table.add_column("count", justify="right")
+    table.add_column("older than")
+    for event_type, count in sorted(report.events_by_type.items()):
+        table.add_row(f"{event_type} events", str(count), report.cutoffs[event_type])
+    table.add_row("media of events without an alert", str(report.media_files), report.cutoffs["media"])
+    console.print(table)
+
+
+def local_actor_name() -> str:
+    from safecity.governance.audit import local_actor
+
+    return local_actor()
 
 
 ReasonOption = typer.Option(..., "--reason", help="Why: recorded in the audit log.")
