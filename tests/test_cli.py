@@ -22,7 +22,7 @@ def safecity(*args: str, cwd: Path) -> subprocess.CompletedProcess:
 @pytest.mark.parametrize(
     "command",
     [
-        [], ["run"], ["analyze"], ["audit"], ["audit", "verify"], ["audit", "tail"], ["config", "check"],
+        [], ["run"], ["analyze"], ["audit"], ["audit", "verify"], ["audit", "tail"], ["audit", "checkpoint"], ["audit", "export"], ["config", "check"],
         ["db", "upgrade"], ["eval"], ["eval", "faces"], ["eval", "fairness"], ["eval", "plates"],
         ["eval", "counting"], ["watchlist"], ["watchlist", "create"], ["watchlist", "add"], ["watchlist", "list"],
         ["watchlist", "expire"], ["watchlist", "remove"], ["retention"], ["retention", "run"],

@@ -98,7 +98,9 @@ def run(
     from safecity.api.app import create_app
     from safecity.api.server import GracefulServer
     from safecity.engines.local import LocalEngine
-    from safecity.governance.retention import RetentionJob, RetentionScheduler
+    from safecity.engines.periodic import PeriodicTask
+    from safecity.governance.checkpoints import create_checkpoint, default_keys_dir, load_or_create_key
+    from safecity.governance.retention import RetentionJob
     from safecity.governance.audit import AuditLog, local_actor
 
     setup_logging(verbose)
@@ -120,8 +122,20 @@ def run(
         logging.getLogger("safecity").warning("no cameras configured: serving the API only")
     engine = LocalEngine(config, store)
     engine.start()
-    retention = RetentionScheduler(RetentionJob(store, config.retention))
-    retention.start()
+    retention_job = RetentionJob(store, config.retention)
+
+    def report_retention() -> None:
+        report = retention_job.run()
+        if report.total:
+            logging.getLogger("safecity").info("retention: deleted %s", report)
+
+    signing_key = load_or_create_key(default_keys_dir(config.store.url))
+    housekeeping = [
+        PeriodicTask("retention", report_retention, 3600),
+        PeriodicTask("audit-checkpoint", lambda: create_checkpoint(store.engine, signing_key), 600, run_at_stop=True),
+    ]
+    for task in housekeeping:
+        task.start()
     api = create_app(store, health=engine.health)
     server = GracefulServer(
         uvicorn.Config(api, host=host or config.api.host, port=port or config.api.port, log_level="warning")
@@ -130,8 +144,9 @@ def run(
     try:
         server.run()
     finally:
-        retention.stop()
         engine.stop()
+        for task in housekeeping:
+            task.stop()
         store.close()
         console.print("safecity: stopped")
 
@@ -231,16 +246,66 @@ def _print_summary(result, video: Path) -> None:
 
 
 @audit_app.command("verify")
-def audit_verify(config_path: Optional[Path] = ConfigOption, store_url: Optional[str] = StoreOption) -> None:
-    """Check the whole hash chain; name the first edited, deleted or reordered record."""
+def audit_verify(
+    export: Optional[Path] = typer.Option(None, "--export", help="Verify an exported JSONL file instead."),
+    config_path: Optional[Path] = ConfigOption,
+    store_url: Optional[str] = StoreOption,
+) -> None:
+    """Check the whole hash chain and the signed checkpoints; name the first bad record."""
+    from safecity.governance.checkpoints import (
+        checkpoints,
+        default_keys_dir,
+        trusted_keys,
+        verify_export,
+        verify_with_checkpoints,
+    )
     from safecity.governance.audit import AuditLog
 
-    store = open_store(load(config_path, store_url))
-    result = AuditLog(store.engine).verify()
-    store.close()
+    config = load(config_path, store_url)
+    trusted = trusted_keys(default_keys_dir(config.store.url))
+    if export is not None:
+        if not export.is_file():
+            raise fail(f"export not found: {export}")
+        result = verify_export(export, trusted)
+        marks = "its manifest's"
+    else:
+        store = open_store(config)
+        marks_list = [c.as_dict() for c in checkpoints(store.engine)]
+        result = verify_with_checkpoints((r.stored() for r in AuditLog(store.engine).records()), marks_list, trusted)
+        store.close()
+        marks = str(len(marks_list))
     if not result.ok:
         raise fail(f"audit log FAILED verification at record {result.first_bad_seq}: {result.problem}", code=1)
-    console.print(f"audit log OK: {result.records} records, chain intact")
+    console.print(f"audit log OK: {result.records} records, chain intact, {marks} signed checkpoints valid")
+
+
+@audit_app.command("checkpoint")
+def audit_checkpoint(config_path: Optional[Path] = ConfigOption, store_url: Optional[str] = StoreOption) -> None:
+    """Sign the chain's current head with this installation's Ed25519 key."""
+    from safecity.governance.checkpoints import create_checkpoint, default_keys_dir, load_or_create_key
+
+    config = load(config_path, store_url)
+    store = open_store(config)
+    mark = create_checkpoint(store.engine, load_or_create_key(default_keys_dir(config.store.url)))
+    store.close()
+    console.print(f"checkpoint at record {mark.seq}" if mark else "nothing new to checkpoint")
+
+
+@audit_app.command("export")
+def audit_export(
+    target: Path = typer.Argument(..., help="JSONL file to write (a .manifest.json is written beside it)."),
+    reason: str = typer.Option(..., "--reason", help="Why: recorded in the audit log."),
+    config_path: Optional[Path] = ConfigOption,
+    store_url: Optional[str] = StoreOption,
+) -> None:
+    """Export the audit log as JSONL for a regulator, with a manifest of hashes and checkpoints."""
+    from safecity.governance.audit import local_actor
+    from safecity.governance.checkpoints import export_jsonl
+
+    store = open_store(load(config_path, store_url))
+    manifest = export_jsonl(store.engine, target, local_actor(), reason)
+    store.close()
+    console.print(f"exported {manifest['records']} records to {target} (sha256 {manifest['sha256'][:16]}…)")
 
 
 @audit_app.command("tail")

@@ -9,7 +9,6 @@ The audit log is never subject to retention.
 from __future__ import annotations
 
 import logging
-import threading
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
 
@@ -125,30 +124,3 @@ class RetentionJob:
             self.store.media.path(snapshot).unlink(missing_ok=True)
         except (OSError, ValueError) as error:
             log.warning("retention: could not delete %s: %s", snapshot, error)
-
-
-class RetentionScheduler:
-    """Runs the job in the background of `safecity run`, once at start and then hourly."""
-
-    def __init__(self, job: RetentionJob, interval_seconds: float = 3600.0) -> None:
-        self.job = job
-        self.interval = interval_seconds
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._loop, name="retention", daemon=True)
-
-    def start(self) -> None:
-        self._thread.start()
-
-    def stop(self) -> None:
-        self._stop.set()
-        self._thread.join(5)
-
-    def _loop(self) -> None:
-        while not self._stop.is_set():
-            try:
-                report = self.job.run()
-                if report.total:
-                    log.info("retention: deleted %s events and %s media files", report.events_by_type, report.media_files)
-            except Exception:
-                log.exception("retention run failed; will retry")
-            self._stop.wait(self.interval)
