@@ -98,6 +98,7 @@ def run(
     from safecity.api.app import create_app
     from safecity.api.server import GracefulServer
     from safecity.engines.local import LocalEngine
+    from safecity.outputs import sinks_from_config
     from safecity.engines.periodic import PeriodicTask
     from safecity.governance.checkpoints import create_checkpoint, default_keys_dir, load_or_create_key
     from safecity.governance.retention import RetentionJob
@@ -120,7 +121,7 @@ def run(
     )
     if not config.cameras:
         logging.getLogger("safecity").warning("no cameras configured: serving the API only")
-    engine = LocalEngine(config, store)
+    engine = LocalEngine(config, store, sinks_from_config(config.outputs))
     engine.start()
     retention_job = RetentionJob(store, config.retention)
 

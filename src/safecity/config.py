@@ -126,6 +126,32 @@ class Retention(_Model):
     media_days: int = Field(7, ge=1, description="snapshots and clips of events without an alert")
 
 
+class Mqtt(_Model):
+    """Events published Frigate-style: <prefix>/events, <prefix>/<camera>/<type>, <prefix>/available."""
+
+    host: str = "127.0.0.1"
+    port: int = Field(1883, ge=1, le=65535)
+    topic_prefix: str = Field("safecity", pattern=r"^[A-Za-z0-9_/-]+$")
+    username: str | None = None
+    password: str | None = None
+    client_id: str = "safecity"
+
+
+class Webhook(_Model):
+    """An HTTP endpoint that receives events as signed JSON POSTs, retried on failure."""
+
+    url: str = Field(pattern=r"^https?://")
+    secret: str = Field(min_length=16, description="HMAC-SHA256 key; the receiver checks X-Safecity-Signature")
+    types: list[str] = Field(default_factory=list, description="event types to send; empty = all")
+    max_attempts: int = Field(6, ge=1, le=20)
+    timeout_seconds: float = Field(5.0, gt=0)
+
+
+class Outputs(_Model):
+    mqtt: Mqtt | None = None
+    webhooks: list[Webhook] = Field(default_factory=list)
+
+
 class Api(_Model):
     host: str = "127.0.0.1"
     port: int = Field(8080, ge=1, le=65535)
@@ -137,6 +163,7 @@ class Config(_Model):
     retention: Retention = Field(default_factory=Retention)
     thresholds: Thresholds = Field(default_factory=Thresholds)
     api: Api = Field(default_factory=Api)
+    outputs: Outputs = Field(default_factory=Outputs)
 
     @field_validator("cameras")
     @classmethod

@@ -10,9 +10,11 @@ from __future__ import annotations
 import logging
 import threading
 import time
+from typing import Sequence
 
 from safecity.config import Camera, Config
 from safecity.events.store import EventStore
+from safecity.outputs import EventSink
 from safecity.pipeline.camera import CameraPipeline
 from safecity.records import Event
 from safecity.sources.camera import CameraFeed, CameraStatus
@@ -23,9 +25,10 @@ MAX_PENDING = 10_000  # events held in memory while the store is unreachable
 
 
 class LocalEngine:
-    def __init__(self, config: Config, store: EventStore) -> None:
+    def __init__(self, config: Config, store: EventStore, sinks: Sequence[EventSink] = ()) -> None:
         self.config = config
         self.store = store
+        self.sinks = list(sinks)
         self.stop_event = threading.Event()
         self.cameras = [camera for camera in config.cameras if camera.enabled]
         self.status: dict[str, CameraStatus] = {c.name: CameraStatus(c.name) for c in self.cameras}
@@ -42,6 +45,8 @@ class LocalEngine:
         deadline = time.monotonic() + timeout
         for thread in self._threads:
             thread.join(max(0.0, deadline - time.monotonic()))
+        for sink in self.sinks:
+            sink.close()
 
     def health(self) -> list[dict]:
         return [status.as_dict() for status in self.status.values()]
@@ -70,7 +75,12 @@ class LocalEngine:
         """Write events; on failure keep them for the next attempt (bounded)."""
         try:
             status.events += self.store.add_events(events)
-            return []
         except Exception as error:
             status.failed(f"{status.name}: store unavailable, {len(events)} events held: {error!r}")
             return events[-MAX_PENDING:]
+        for sink in self.sinks:  # only what the store kept goes out
+            try:
+                sink.publish(events)
+            except Exception as error:
+                status.failed(f"{status.name}: output {type(sink).__name__} failed: {error!r}")
+        return []
