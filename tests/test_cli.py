@@ -1,5 +1,6 @@
 """The command line, run as a user runs it: a real process, real clips."""
 
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -15,8 +16,9 @@ REPO = Path(__file__).resolve().parents[1]
 SAFECITY = [sys.executable, "-m", "safecity.cli"]
 
 
-def safecity(*args: str, cwd: Path) -> subprocess.CompletedProcess:
-    return subprocess.run([*SAFECITY, *args], cwd=cwd, capture_output=True, text=True, timeout=300)
+def safecity(*args: str, cwd: Path, env: dict | None = None) -> subprocess.CompletedProcess:
+    environment = {**os.environ, **(env or {})}
+    return subprocess.run([*SAFECITY, *args], cwd=cwd, capture_output=True, text=True, timeout=300, env=environment)
 
 
 @pytest.mark.parametrize(
@@ -25,7 +27,7 @@ def safecity(*args: str, cwd: Path) -> subprocess.CompletedProcess:
         [], ["run"], ["analyze"], ["audit"], ["audit", "verify"], ["audit", "tail"], ["audit", "checkpoint"], ["audit", "export"], ["config", "check"],
         ["db", "upgrade"], ["eval"], ["eval", "faces"], ["eval", "fairness"], ["eval", "plates"],
         ["eval", "counting"], ["watchlist"], ["watchlist", "create"], ["watchlist", "add"], ["watchlist", "list"],
-        ["watchlist", "expire"], ["watchlist", "remove"], ["retention"], ["retention", "run"],
+        ["watchlist", "expire"], ["watchlist", "approve"], ["watchlist", "remove"], ["retention"], ["retention", "run"],
     ],
 )
 def test_every_command_has_help(command, tmp_path):
@@ -94,8 +96,13 @@ def test_plate_list_commands_require_governance_and_are_audited(tmp_path):
     )
     assert ok.returncode == 0, ok.stderr
     listed = safecity("watchlist", "list", cwd=tmp_path)
-    assert "AB12CDE" in listed.stdout and "active" in listed.stdout
+    assert "AB12CDE" in listed.stdout and "awaiting approval" in listed.stdout
+    self_approval = safecity("watchlist", "approve", "1", "--reason", "ok", cwd=tmp_path)
+    assert self_approval.returncode == 2 and "four eyes" in self_approval.stderr
+    second = safecity("watchlist", "approve", "1", "--reason", "ok", cwd=tmp_path, env={"SAFECITY_ACTOR": "cli:bob"})
+    assert second.returncode == 0, second.stderr
+    assert "active" in safecity("watchlist", "list", cwd=tmp_path).stdout
     assert safecity("watchlist", "expire", "1", "--reason", "found", cwd=tmp_path).returncode == 0
     assert "expired" in safecity("watchlist", "list", cwd=tmp_path).stdout
     verify = safecity("audit", "verify", cwd=tmp_path)
-    assert verify.returncode == 0 and "3 records" in verify.stdout
+    assert verify.returncode == 0 and "4 records" in verify.stdout

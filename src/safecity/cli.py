@@ -465,10 +465,24 @@ def watchlist_list(
     for e in service.entries(name):
         table.add_row(
             str(e.id), e.watchlist, e.label, e.plate or f"{e.templates} templates", e.legal_basis, e.purpose,
-            e.authoriser, f"{e.expires_at:%Y-%m-%d %H:%M}", "active" if e.active else "expired",
+            e.authoriser, f"{e.expires_at:%Y-%m-%d %H:%M}", e.state,
         )
     store.close()
     console.print(table)
+
+
+@watchlist_app.command("approve")
+def watchlist_approve(
+    entry: int = typer.Argument(..., help="Entry id."),
+    reason: str = ReasonOption,
+    config_path: Optional[Path] = ConfigOption,
+    store_url: Optional[str] = StoreOption,
+) -> None:
+    """Approve an entry (four eyes: not by its author); only approved entries match."""
+    store, service = _watchlists(config_path, store_url)
+    _governed(lambda: service.approve(entry, reason))
+    store.close()
+    console.print(f"entry {entry} approved: it matches from now until it expires")
 
 
 @watchlist_app.command("expire")

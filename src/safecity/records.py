@@ -17,6 +17,10 @@ from typing import Any, Iterator
 import numpy as np
 
 
+ALERT_TYPES = frozenset({"face_match", "plate_match"})
+"""Event types that are alerts: a person must confirm them before anyone acts on them."""
+
+
 @dataclass(slots=True)
 class Frame:
     """One decoded, sampled picture from a camera.

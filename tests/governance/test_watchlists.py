@@ -56,8 +56,15 @@ def service(store_url):
     engine.dispose()
 
 
+def approved(service: WatchlistService, entry: int) -> int:
+    WatchlistService(service.engine, actor="cli:bob").approve(entry, reason="checked the order")
+    return entry
+
+
 def test_enrol_list_expire_remove_all_audited(service):
     entry = service.add_face_entry("missing", "Person A", [("a.png", png(1)), ("b.png", png(2))], rules(), "case 7", GridEnroller())
+    assert service.entries()[0].state == "awaiting approval"
+    approved(service, entry)
     (view,) = service.entries("missing")
     assert view.id == entry and view.templates == 2 and view.active and view.authoriser == "Judge R. Roe"
     service.expire(entry, reason="found safe")
@@ -70,6 +77,7 @@ def test_enrol_list_expire_remove_all_audited(service):
     assert actions == [
         ("watchlist.create", "case 7"),
         ("watchlist.enrol", "case 7"),
+        ("watchlist.approve", "checked the order"),
         ("watchlist.expire", "found safe"),
         ("watchlist.remove", "retention"),
     ]
@@ -106,8 +114,8 @@ def test_unusable_or_hostile_images_are_refused_with_reason(service):
 
 
 def test_matcher_only_sees_active_entries_and_expiry_needs_no_action(service):
-    a = service.add_face_entry("missing", "A", [("a.png", png(1))], rules(), "r", GridEnroller())
-    service.add_face_entry("missing", "B", [("b.png", png(2))], rules(days=2 / 86400), "r", GridEnroller())  # 2 s
+    a = approved(service, service.add_face_entry("missing", "A", [("a.png", png(1))], rules(), "r", GridEnroller()))
+    approved(service, service.add_face_entry("missing", "B", [("b.png", png(2))], rules(days=3 / 86400), "r", GridEnroller()))
     matcher = FaceMatcher(service, default_threshold=0.9, refresh_seconds=0.0)
     probe_a = GridEnroller().template(cv2.imdecode(np.frombuffer(png(1), np.uint8), cv2.IMREAD_COLOR))[0]
     probe_b = GridEnroller().template(cv2.imdecode(np.frombuffer(png(2), np.uint8), cv2.IMREAD_COLOR))[0]
@@ -115,7 +123,7 @@ def test_matcher_only_sees_active_entries_and_expiry_needs_no_action(service):
     assert hit_a.entry_id == a and hit_a.score > 0.99 and hit_b.label == "B"
     import time
 
-    time.sleep(2.1)
+    time.sleep(3.1)
     hit_a, hit_b = matcher.match(np.stack([probe_a, probe_b]))
     assert hit_a is not None and hit_b is None  # B expired by itself
     assert matcher.size == 1
@@ -124,6 +132,8 @@ def test_matcher_only_sees_active_entries_and_expiry_needs_no_action(service):
 def test_plate_lists_carry_the_same_governance(service):
     service.create_list("stolen", "plate", reason="police feed")
     entry = service.add_plate_entry("stolen", "stolen car", "ab-12 cde", rules(), "report 55")
+    assert service.active_plates() == {}  # not yet approved
+    approved(service, entry)
     assert set(service.active_plates()) == {"AB12CDE"}
     with pytest.raises(GovernanceError, match="is a face list"):
         service.add_plate_entry("missing", "x", "AB12CDE", rules(), "r")
@@ -131,3 +141,16 @@ def test_plate_lists_carry_the_same_governance(service):
         service.add_plate_entry("stolen", "x", "XY99", rules(authoriser=""), "r")
     service.expire(entry, "recovered")
     assert service.active_plates() == {}
+
+
+def test_four_eyes_author_cannot_approve_and_unapproved_never_matches(service):
+    entry = service.add_face_entry("missing", "A", [("a.png", png(1))], rules(), "r", GridEnroller())
+    matcher = FaceMatcher(service, default_threshold=0.5, refresh_seconds=0.0)
+    probe = GridEnroller().template(cv2.imdecode(np.frombuffer(png(1), np.uint8), cv2.IMREAD_COLOR))[0]
+    assert matcher.match(probe[None]) == [None]
+    with pytest.raises(GovernanceError, match="author of an entry cannot approve"):
+        service.approve(entry, reason="self-approval")
+    approved(service, entry)
+    assert matcher.match(probe[None])[0].entry_id == entry
+    with pytest.raises(GovernanceError, match="approved already"):
+        approved(service, entry)

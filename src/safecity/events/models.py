@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import JSON, Float, Integer, String
+from sqlalchemy import JSON, Float, Integer, String, Text
 from sqlalchemy.orm import Mapped, mapped_column
 
 from safecity.db import Base, UTCDateTime
@@ -26,6 +26,10 @@ class EventRow(Base):
     attributes: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
     snapshot: Mapped[str | None] = mapped_column(String(512))
     created_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    review_state: Mapped[str | None] = mapped_column(String(16))
+    reviewed_by: Mapped[str | None] = mapped_column(String(256))
+    reviewed_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    review_note: Mapped[str | None] = mapped_column(Text)
 
     def as_dict(self) -> dict[str, Any]:
         return {
@@ -40,4 +44,7 @@ class EventRow(Base):
             "box": self.box,
             "attributes": self.attributes,
             "has_snapshot": self.snapshot is not None,
+            "review_state": self.review_state,
+            "reviewed_by": self.reviewed_by,
+            "reviewed_at": self.reviewed_at.isoformat() if self.reviewed_at else None,
         }

@@ -20,7 +20,7 @@ from sqlalchemy.orm import Session
 from safecity.db import make_engine, sqlite_path, upgrade
 from safecity.events.media import MediaStore
 from safecity.events.models import EventRow
-from safecity.records import Event
+from safecity.records import ALERT_TYPES, Event
 
 
 def _utc(ts: float) -> datetime:
@@ -82,6 +82,7 @@ class EventStore:
                 "attributes": event.attributes,
                 "snapshot": snapshot,
                 "created_at": now,
+                "review_state": "pending" if event.type in ALERT_TYPES else None,
             }
         if not rows:
             return 0

@@ -40,13 +40,16 @@ class WatchlistEntry(Base):
     created_by: Mapped[str] = mapped_column(String(256))
     created_at: Mapped[datetime] = mapped_column(UTCDateTime())
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    approved_by: Mapped[str | None] = mapped_column(String(256))
+    approved_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
     watchlist: Mapped[Watchlist] = relationship(back_populates="entries")
     templates: Mapped[list["FaceTemplate"]] = relationship(
         back_populates="entry", cascade="all, delete-orphan", passive_deletes=True
     )
 
     def is_active(self, now: datetime) -> bool:
-        return self.expires_at > now
+        """Matches only when approved by a second person and not expired."""
+        return self.approved_at is not None and self.expires_at > now
 
 
 class FaceTemplate(Base):

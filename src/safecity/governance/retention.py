@@ -19,10 +19,10 @@ from safecity.config import Retention
 from safecity.events.models import EventRow
 from safecity.events.store import EventStore
 from safecity.governance.audit import AuditLog
+from safecity.records import ALERT_TYPES
 
 log = logging.getLogger(__name__)
 
-ALERT_TYPES = frozenset({"face_match", "plate_match"})
 _DAYS_BY_TYPE = {
     "face_match": "face_matches_days",
     "plate_read": "plate_reads_days",

@@ -1,8 +1,10 @@
 """Governed watchlists: who may be looked for, on what legal basis, by whose authority, until when.
 
 Identification runs only against entries created here. Every entry carries a legal
-basis, a purpose, an authoriser and an expiry date, all required; an expired entry
-stops matching by itself because matchers only ever read :meth:`active_*`. Every
+basis, a purpose, an authoriser and an expiry date, all required. An entry matches
+only after a second person (not its author) approved it, and an expired entry stops
+matching by itself, because matchers only ever read :meth:`face_gallery` and
+:meth:`active_plates`, which return approved, unexpired entries. Every
 creation, enrolment, expiry and removal is written to the audit log with its reason.
 Face lists hold templates of enrolled people only; plate lists hold plate texts.
 """
@@ -73,8 +75,15 @@ class EntryView:
     authoriser: str
     expires_at: datetime
     created_by: str
+    approved_by: str | None
     templates: int
     active: bool
+
+    @property
+    def state(self) -> str:
+        if self.active:
+            return "active"
+        return "awaiting approval" if self.approved_by is None else "expired"
 
 
 @dataclass
@@ -215,6 +224,21 @@ class WatchlistService:
             raise GovernanceError(f"no watchlist entry {entry_id}")
         return entry
 
+    def approve(self, entry_id: int, reason: str) -> None:
+        """The second pair of eyes: someone other than the author lets the entry match."""
+        now = _now()
+        with Session(self.engine, expire_on_commit=False) as session, session.begin():
+            entry = self._entry(session, entry_id)
+            if entry.approved_at is not None:
+                raise GovernanceError(f"entry {entry_id} was approved already by {entry.approved_by}")
+            if entry.created_by == self.actor:
+                raise GovernanceError("four eyes: the author of an entry cannot approve it")
+            if entry.expires_at <= now:
+                raise GovernanceError(f"entry {entry_id} has expired")
+            entry.approved_by, entry.approved_at, entry.updated_at = self.actor, now, now
+            name = entry.watchlist.name
+        self._audit_entry("watchlist.approve", entry, name, reason, {"approved_by": self.actor})
+
     def expire(self, entry_id: int, reason: str) -> None:
         """End an entry now; it stops matching at once but stays on record until removed."""
         with Session(self.engine, expire_on_commit=False) as session, session.begin():
@@ -247,7 +271,7 @@ class WatchlistService:
         return [
             EntryView(
                 e.id, w.name, w.kind, e.label, e.plate, e.legal_basis, e.purpose, e.authoriser, e.expires_at,
-                e.created_by, n, e.is_active(now),
+                e.created_by, e.approved_by, n, e.is_active(now),
             )
             for e, w, n in rows
         ]
@@ -274,7 +298,11 @@ class WatchlistService:
                 select(FaceTemplate.vector, WatchlistEntry.id, WatchlistEntry.label, Watchlist.name, Watchlist.threshold)
                 .join(WatchlistEntry, FaceTemplate.entry_id == WatchlistEntry.id)
                 .join(Watchlist)
-                .where(WatchlistEntry.expires_at > now, Watchlist.kind == "face")
+                .where(
+                    WatchlistEntry.expires_at > now,
+                    WatchlistEntry.approved_at.is_not(None),
+                    Watchlist.kind == "face",
+                )
                 .order_by(FaceTemplate.id)
             ).all()
         if not rows:
@@ -291,6 +319,6 @@ class WatchlistService:
         now = now or _now()
         found: dict[str, list[EntryView]] = {}
         for view in self.entries():
-            if view.kind == "plate" and view.active and view.expires_at > now and view.plate:
+            if view.kind == "plate" and view.active and view.expires_at > now and view.plate:  # active = approved
                 found.setdefault(view.plate, []).append(view)
         return found

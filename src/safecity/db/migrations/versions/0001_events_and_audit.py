@@ -31,6 +31,11 @@ def upgrade() -> None:
         sa.Column("attributes", sa.JSON, nullable=False),
         sa.Column("snapshot", sa.String(512)),
         sa.Column("created_at", UTCDateTime(), nullable=False),
+        # alerts wait for a person: pending -> confirmed | rejected
+        sa.Column("review_state", sa.String(16)),
+        sa.Column("reviewed_by", sa.String(256)),
+        sa.Column("reviewed_at", UTCDateTime()),
+        sa.Column("review_note", sa.Text),
     )
     op.create_index("ix_events_start_time", "events", ["start_time"])
     op.create_index("ix_events_camera_start", "events", ["camera", "start_time"])

@@ -40,6 +40,9 @@ def upgrade() -> None:
         sa.Column("created_by", sa.String(256), nullable=False),
         sa.Column("created_at", UTCDateTime(), nullable=False),
         sa.Column("updated_at", UTCDateTime(), nullable=False),
+        # four eyes: an entry matches only once someone other than its author approved it
+        sa.Column("approved_by", sa.String(256)),
+        sa.Column("approved_at", UTCDateTime()),
     )
     op.create_index("ix_entries_watchlist", "watchlist_entries", ["watchlist_id"])
     op.create_index("ix_entries_plate", "watchlist_entries", ["plate"])
