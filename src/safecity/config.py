@@ -67,6 +67,7 @@ class Thresholds(_Model):
     event_min_seconds: float = Field(1.0, ge=0.0, description="motion shorter than this is no event")
     event_gap_seconds: float = Field(3.0, gt=0.0, description="stillness that ends an event")
     event_max_seconds: float = Field(300.0, gt=0.0, description="a longer event is closed and a new one begun")
+    count_interval_seconds: float = Field(60.0, gt=0.0, description="length of one bin of the count time series")
 
 
 class Reconnect(_Model):

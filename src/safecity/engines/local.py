@@ -1,8 +1,10 @@
 """The local engine: every enabled camera in its own thread on this machine.
 
-Decoding (PyAV) and image work (OpenCV) release the GIL, so threads suffice for a
-handful of cameras. Each thread owns its camera's feed and pipeline; any error stays
-inside that thread, is shown in the camera's status, and the camera starts over.
+Decoding (PyAV) and image work (OpenCV, OpenVINO) release the GIL, so threads suffice
+for a handful of cameras. Each camera has a reader thread that keeps pace with its
+stream and an analysis thread that takes the newest frames from a two-frame buffer
+(older ones are dropped and counted when analysis falls behind). Any error stays in
+its camera: it is shown in the camera's status, and the camera carries on.
 """
 
 from __future__ import annotations
@@ -16,7 +18,9 @@ from safecity.config import Camera, Config
 from safecity.events.store import EventStore
 from safecity.outputs import EventSink
 from safecity.pipeline.camera import CameraPipeline
-from safecity.records import Event
+from safecity.pipeline.stage import Overlay
+from safecity.records import Event, Frame
+from safecity.sources.buffer import LatestFrames
 from safecity.sources.camera import CameraFeed, CameraStatus
 
 log = logging.getLogger(__name__)
@@ -33,6 +37,7 @@ class LocalEngine:
         self.cameras = [camera for camera in config.cameras if camera.enabled]
         self.status: dict[str, CameraStatus] = {c.name: CameraStatus(c.name) for c in self.cameras}
         self._threads: list[threading.Thread] = []
+        self._latest: dict[str, tuple[Frame, list[Overlay]]] = {}
 
     def start(self) -> None:
         for camera in self.cameras:
@@ -51,25 +56,51 @@ class LocalEngine:
     def health(self) -> list[dict]:
         return [status.as_dict() for status in self.status.values()]
 
+    def latest_frame(self, camera: str) -> tuple[Frame, list[Overlay]] | None:
+        """The newest analysed frame of a camera and what the analysers drew on it."""
+        return self._latest.get(camera)
+
     def _run_camera(self, camera: Camera) -> None:
+        """Reader thread decodes into a small buffer; this thread analyses from it."""
         status = self.status[camera.name]
+        buffer: LatestFrames[Frame] = LatestFrames(size=2)
+        reopened = threading.Event()
+        feed = CameraFeed(camera, self.stop_event, status, on_reopen=reopened.set)
+        reader = threading.Thread(target=self._read, args=(feed, buffer), name=f"read-{camera.name}", daemon=True)
+        reader.start()
         pending: list[Event] = []
-        while not self.stop_event.is_set():
-            pipeline = CameraPipeline(camera, self.config)
-            feed = CameraFeed(camera, self.stop_event, status, on_reopen=pipeline.restart)
+        pipeline = CameraPipeline(camera, self.config)
+        while not buffer.closed:
+            frame = buffer.get(timeout=0.5)
+            status.dropped = buffer.dropped
+            status.queue_depth = len(buffer)
+            if frame is None:
+                continue
+            if reopened.is_set():
+                reopened.clear()
+                pipeline.restart()
             try:
-                for frame in feed.frames():
-                    pending.extend(pipeline.process(frame))
-                    if pending:
-                        pending = self._save(pending, status)
-                pending.extend(pipeline.flush())
-                pending = self._save(pending, status)
-                return
+                pending.extend(pipeline.process(frame))
             except Exception as error:  # an analyser bug must not end the camera for good
                 log.exception("camera %s failed", camera.name)
                 status.failed(f"{camera.name}: pipeline error: {error!r}")
-                if self.stop_event.wait(camera.reconnect.initial_seconds):
-                    return
+                pipeline = CameraPipeline(camera, self.config)
+                continue
+            status.analyser_ms = pipeline.stats.mean_ms()
+            self._latest[camera.name] = (frame, pipeline.overlays())
+            if pending:
+                pending = self._save(pending, status)
+        reader.join(5)
+        pending.extend(pipeline.flush())
+        self._save(pending, status)
+
+    @staticmethod
+    def _read(feed: CameraFeed, buffer: LatestFrames[Frame]) -> None:
+        try:
+            for frame in feed.frames():
+                buffer.put(frame)
+        finally:
+            buffer.close()
 
     def _save(self, events: list[Event], status: CameraStatus) -> list[Event]:
         """Write events; on failure keep them for the next attempt (bounded)."""

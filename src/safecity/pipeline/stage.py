@@ -16,6 +16,10 @@ from safecity.records import Event, Frame
 from safecity.vision.motion import Motion
 
 
+Overlay = tuple[tuple[float, float, float, float], str]
+"""A box (x1, y1, x2, y2 in pixels) and its caption, drawn on the live camera tile."""
+
+
 class Analyser(ABC):
     name: ClassVar[str]
     gated: ClassVar[bool] = True
@@ -30,4 +34,8 @@ class Analyser(ABC):
 
     def flush(self) -> list[Event]:
         """The stream ended: return any event still open."""
+        return []
+
+    def overlays(self) -> list[Overlay]:
+        """What this analyser saw on the last frame, for the live view."""
         return []

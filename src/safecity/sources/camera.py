@@ -10,7 +10,7 @@ import logging
 import random
 import threading
 import time
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from typing import Callable, Iterator
 
 from safecity.config import Camera
@@ -32,6 +32,9 @@ class CameraStatus:
     errors: int = 0
     reconnects: int = 0
     events: int = 0
+    dropped: int = 0
+    queue_depth: int = 0
+    analyser_ms: dict[str, float] = field(default_factory=dict)
     last_error: str | None = None
     last_frame_at: float | None = None
 
