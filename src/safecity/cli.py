@@ -31,13 +31,17 @@ watchlist_app = typer.Typer(
     help="Governed watchlists (faces) and plate lists. Every change is audited.", no_args_is_help=True
 )
 retention_app = typer.Typer(help="Retention limits: delete what is past its keeping period.", no_args_is_help=True)
+bench_app = typer.Typer(help="Throughput and latency benchmarks (print a summary, write JSON).", no_args_is_help=True)
 eval_app = typer.Typer(help="Accuracy on a labelled data set (formats: docs/evaluation.md).", no_args_is_help=True)
 app.add_typer(audit_app, name="audit")
 app.add_typer(config_app, name="config")
 app.add_typer(db_app, name="db")
 app.add_typer(eval_app, name="eval")
+app.add_typer(bench_app, name="bench")
 app.add_typer(watchlist_app, name="watchlist")
 app.add_typer(retention_app, name="retention")
+user_app = typer.Typer(help="Console and API users, their roles and passwords. Every change is audited.", no_args_is_help=True)
+app.add_typer(user_app, name="user")
 
 # piped output (logs, scripts, grep) gets wide lines instead of cells cut to 80 columns
 console = Console(width=None if sys.stdout.isatty() else 200)
@@ -137,7 +141,10 @@ def run(
     ]
     for task in housekeeping:
         task.start()
-    api = create_app(store, health=engine.health)
+    from safecity.api.bus import EventBus
+
+    bus = EventBus()  # the engine may call bus.publish(event_dict) after storing events
+    api = create_app(store, health=engine.health, cameras=engine.cameras, bus=bus)
     server = GracefulServer(
         uvicorn.Config(api, host=host or config.api.host, port=port or config.api.port, log_level="warning")
     )
@@ -513,10 +520,132 @@ def watchlist_remove(
     console.print(f"entry {entry} removed")
 
 
+def _users(config_path: Optional[Path], store_url: Optional[str]):
+    from safecity.governance.audit import local_actor
+    from safecity.governance.users import UserService
+
+    store = open_store(load(config_path, store_url))
+    return store, UserService(store.engine, local_actor())
+
+
+def _user_change(action) -> None:
+    from safecity.governance.users import UserError
+
+    try:
+        action()
+    except UserError as error:
+        raise fail(str(error)) from None
+
+
+def _new_password(password_stdin: bool) -> str:
+    if password_stdin:
+        return sys.stdin.readline().rstrip("\r\n")
+    return typer.prompt("Password", hide_input=True, confirmation_prompt=True)
+
+
+PasswordStdinOption = typer.Option(False, "--password-stdin", help="Read the password from standard input.")
+
+
+@user_app.command("add")
+def user_add(
+    name: str = typer.Argument(..., help="User name (letters, digits, _ . @ -)."),
+    role: str = typer.Option(..., help="viewer, operator, supervisor, auditor or admin."),
+    password_stdin: bool = PasswordStdinOption,
+    reason: str = typer.Option("", "--reason", help="Why: recorded in the audit log."),
+    config_path: Optional[Path] = ConfigOption,
+    store_url: Optional[str] = StoreOption,
+) -> None:
+    """Create a user (the first admin is created this way)."""
+    password = _new_password(password_stdin)
+    store, users = _users(config_path, store_url)
+    _user_change(lambda: users.add(name, role, password, reason))
+    store.close()
+    console.print(f"created {role} {name!r}")
+
+
+@user_app.command("list")
+def user_list(config_path: Optional[Path] = ConfigOption, store_url: Optional[str] = StoreOption) -> None:
+    """Show users, roles and whether they may sign in."""
+    store, users = _users(config_path, store_url)
+    table = Table()
+    for column in ("name", "role", "state", "created by", "created"):
+        table.add_column(column)
+    for u in users.users():
+        table.add_row(u.name, u.role, "active" if u.active else "disabled", u.created_by, f"{u.created_at:%Y-%m-%d %H:%M}")
+    store.close()
+    console.print(table)
+
+
+@user_app.command("set-role")
+def user_set_role(
+    name: str = typer.Argument(..., help="User name."),
+    role: str = typer.Argument(..., help="New role."),
+    reason: str = ReasonOption,
+    config_path: Optional[Path] = ConfigOption,
+    store_url: Optional[str] = StoreOption,
+) -> None:
+    """Change a user's role; their open sessions end."""
+    store, users = _users(config_path, store_url)
+    _user_change(lambda: users.set_role(name, role, reason))
+    store.close()
+    console.print(f"{name!r} is now {role}")
+
+
+@user_app.command("disable")
+def user_disable(
+    name: str = typer.Argument(..., help="User name."),
+    reason: str = ReasonOption,
+    config_path: Optional[Path] = ConfigOption,
+    store_url: Optional[str] = StoreOption,
+) -> None:
+    """Stop a user from signing in; their open sessions end."""
+    store, users = _users(config_path, store_url)
+    _user_change(lambda: users.set_active(name, False, reason))
+    store.close()
+    console.print(f"{name!r} disabled")
+
+
+@user_app.command("enable")
+def user_enable(
+    name: str = typer.Argument(..., help="User name."),
+    reason: str = ReasonOption,
+    config_path: Optional[Path] = ConfigOption,
+    store_url: Optional[str] = StoreOption,
+) -> None:
+    """Let a disabled user sign in again."""
+    store, users = _users(config_path, store_url)
+    _user_change(lambda: users.set_active(name, True, reason))
+    store.close()
+    console.print(f"{name!r} enabled")
+
+
+@user_app.command("password")
+def user_password(
+    name: str = typer.Argument(..., help="User name."),
+    password_stdin: bool = PasswordStdinOption,
+    reason: str = typer.Option("", "--reason", help="Why: recorded in the audit log."),
+    config_path: Optional[Path] = ConfigOption,
+    store_url: Optional[str] = StoreOption,
+) -> None:
+    """Set a new password; the user's open sessions end."""
+    password = _new_password(password_stdin)
+    store, users = _users(config_path, store_url)
+    _user_change(lambda: users.set_password(name, password, reason))
+    store.close()
+    console.print(f"password of {name!r} changed")
+
+
+@user_app.command("permissions")
+def user_permissions() -> None:
+    """Print the role and permission table (the text of docs/permissions.md)."""
+    from safecity.governance.users import permissions_markdown
+
+    sys.stdout.write(permissions_markdown())
+
+
 def _evaluate(task: str, dataset: Path, json_out: Path, limit: Optional[int]) -> None:
     """Run ``safecity.evaluation.<task>.evaluate`` and write its JSON; print its summary."""
     import importlib
-    import json
 
     if not dataset.is_dir():
         raise fail(f"data set folder not found: {dataset}")
@@ -525,10 +654,8 @@ def _evaluate(task: str, dataset: Path, json_out: Path, limit: Optional[int]) ->
         result = module.evaluate(dataset, limit=limit)
     except (ValueError, FileNotFoundError) as error:
         raise fail(f"cannot evaluate {dataset}: {error}") from None
-    json_out.parent.mkdir(parents=True, exist_ok=True)
-    json_out.write_text(json.dumps(result, indent=2) + "\n")
     console.print(module.summarise(result))
-    console.print(f"written: {json_out}")
+    _write_json(result, json_out)
 
 
 DatasetArgument = typer.Argument(..., help="Folder in the format described in docs/evaluation.md.")
@@ -548,6 +675,30 @@ _eval_command("faces", "Face verification and open-set identification (TAR@FAR, 
 _eval_command("fairness", "False-match and detection rates per group at the operating threshold.")
 _eval_command("plates", "Licence-plate finding and reading (exact read rate, per condition).")
 _eval_command("counting", "People counting in still frames (MAE, RMSE).")
+
+
+def _write_json(result: dict, json_out: Path) -> None:
+    import json
+
+    json_out.parent.mkdir(parents=True, exist_ok=True)
+    json_out.write_text(json.dumps(result, indent=2) + "\n")
+    console.print(f"written: {json_out}")
+
+
+@bench_app.command("search")
+def bench_search_command(
+    gallery: int = typer.Option(1_000_000, "--gallery", help="Templates in the gallery."),
+    queries: int = typer.Option(2000, help="Probes to time, one at a time."),
+    json_out: Path = JsonOption,
+) -> None:
+    """Watchlist search latency (p50, p99 ms) and recall of the index against exact search."""
+    from safecity.evaluation.bench_search import bench_search, summarise
+
+    if gallery < 1 or queries < 1:
+        raise fail("--gallery and --queries must be positive")
+    result = bench_search(gallery, queries)
+    console.print(summarise(result))
+    _write_json(result, json_out)
 
 
 def main() -> None:

@@ -15,6 +15,7 @@ from dataclasses import dataclass
 import faiss
 import numpy as np
 
+from safecity.faces.index import build_index
 from safecity.governance.watchlists import FaceGallery, WatchlistService
 
 
@@ -50,8 +51,7 @@ class FaceMatcher:
             gallery = self.service.face_gallery()
             index = None
             if len(gallery.entry_ids):
-                index = faiss.IndexFlatIP(gallery.vectors.shape[1])
-                index.add(np.ascontiguousarray(gallery.vectors, dtype=np.float32))
+                index = build_index(gallery.vectors)
             self._gallery, self._index, self._revision = gallery, index, revision
 
     @property
