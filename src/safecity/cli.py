@@ -94,6 +94,9 @@ def run(
     store_url: Optional[str] = StoreOption,
     host: Optional[str] = typer.Option(None, help="API address (default: config api.host)."),
     port: Optional[int] = typer.Option(None, help="API port (default: config api.port)."),
+    engine_name: str = typer.Option("local", "--engine", help="local (this machine) or ray (a Ray cluster)."),
+    address: Optional[str] = typer.Option(None, "--address", help="Ray cluster address (host:port) for --engine ray."),
+    cameras_per_group: int = typer.Option(4, help="Cameras per Ray actor (--engine ray)."),
     verbose: bool = typer.Option(False, "--verbose", "-v"),
 ) -> None:
     """Run every enabled camera and serve the API until stopped (Ctrl-C)."""
@@ -125,7 +128,10 @@ def run(
     )
     if not config.cameras:
         logging.getLogger("safecity").warning("no cameras configured: serving the API only")
-    engine = LocalEngine(config, store, sinks_from_config(config.outputs))
+    from safecity.api.bus import EventBus
+
+    bus = EventBus()  # a sink: wakes the console's live streams when events are stored
+    engine = LocalEngine(config, store, [*sinks_from_config(config.outputs), bus])
     engine.start()
     retention_job = RetentionJob(store, config.retention)
 
@@ -141,14 +147,12 @@ def run(
     ]
     for task in housekeeping:
         task.start()
-    from safecity.api.bus import EventBus
-
-    bus = EventBus()  # the engine may call bus.publish(event_dict) after storing events
-    api = create_app(store, health=engine.health, cameras=engine.cameras, bus=bus)
+    api = create_app(store, health=engine.health, cameras=engine.cameras, bus=bus, latest_frame=engine.latest_frame)
     server = GracefulServer(
         uvicorn.Config(api, host=host or config.api.host, port=port or config.api.port, log_level="warning")
     )
-    console.print(f"safecity: {len(engine.cameras)} cameras, API on http://{server.config.host}:{server.config.port}")
+    enabled = sum(c.enabled for c in config.cameras)
+    console.print(f"safecity: {enabled} cameras ({engine_name} engine), API on http://{server.config.host}:{server.config.port}")
     try:
         server.run()
     finally:

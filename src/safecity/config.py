@@ -83,7 +83,10 @@ class Camera(_Model):
     source: str = Field(min_length=1, description="file path, rtsp://, rtsp(s)://, http(s):// URL")
     fps: float = Field(5.0, gt=0.0, le=60.0, description="analysis frames per second")
     enabled: bool = True
-    loop: bool = Field(False, description="replay a file source forever, paced in real time")
+    loop: bool = Field(False, description="replay a file source forever")
+    realtime: bool = Field(
+        True, description="pace a file source to its own clock; false: as fast as it decodes, times from the file"
+    )
     analysers: list[str] = Field(default_factory=lambda: ["motion"])
     zones: list[Zone] = Field(default_factory=list)
     lines: list[Line] = Field(default_factory=list)

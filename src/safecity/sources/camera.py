@@ -74,7 +74,8 @@ class CameraFeed:
             self.camera.name,
             self.camera.source,
             self.camera.fps,
-            realtime=True,
+            realtime=self.camera.realtime,
+            wall_clock=self.camera.loop,
             open_timeout=self.camera.reconnect.open_timeout_seconds,
         )
 

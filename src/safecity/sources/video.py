@@ -74,8 +74,10 @@ class VideoSource:
     """One pass over a video source, yielding frames at ``fps``.
 
     ``realtime`` paces a file to its own clock (for files played as cameras);
-    live streams are paced by the sender. Time stamps are wall-clock for live and
-    real-time sources and ``recorded start + pts`` for files analysed offline.
+    live streams are paced by the sender. Time stamps are wall-clock for live streams
+    and when ``wall_clock`` is set (a looping demo camera shows "now"); a recording
+    is dated ``recorded start + pts``, so processing it again, after a crash say,
+    yields the same times and so the same event keys.
     """
 
     def __init__(
@@ -85,6 +87,7 @@ class VideoSource:
         fps: float,
         *,
         realtime: bool = False,
+        wall_clock: bool = False,
         open_timeout: float = 10.0,
         sleep: Callable[[float], None] = time.sleep,
     ) -> None:
@@ -92,6 +95,7 @@ class VideoSource:
         self.url = url
         self.fps = fps
         self.realtime = realtime
+        self.wall_clock = wall_clock
         self.open_timeout = open_timeout
         self.live = is_stream(url)
         self._sleep = sleep
@@ -130,7 +134,7 @@ class VideoSource:
             elif container.duration is not None:
                 duration = container.duration / av.time_base
         opened_at = time.time()
-        start_ts = opened_at if (self.live or self.realtime) else _creation_time(container, _file_path(self.url))
+        start_ts = opened_at if (self.live or self.wall_clock) else _creation_time(container, _file_path(self.url))
         self.info = StreamInfo(stream.codec_context.width, stream.codec_context.height, rate, duration, start_ts)
 
         period = 1.0 / self.fps
