@@ -705,6 +705,33 @@ def bench_search_command(
     _write_json(result, json_out)
 
 
+@bench_app.command("pipeline")
+def bench_pipeline_command(
+    video: Path = typer.Option(..., "--video", help="Clip to play on every stream."),
+    streams: int = typer.Option(4, "--streams", help="Streams side by side."),
+    fps: float = typer.Option(5.0, "--fps", help="Analysis fps each stream must sustain."),
+    analyser: Optional[list[str]] = typer.Option(None, "--analyser", "-a", help="Analysers (default: all)."),
+    seconds: float = typer.Option(30.0, help="How long to run."),
+    json_out: Path = JsonOption,
+    config_path: Optional[Path] = ConfigOption,
+) -> None:
+    """Frames per second per stream and streams sustained per core, every analyser on."""
+    from safecity.evaluation.bench_pipeline import bench_pipeline, summarise
+
+    if not video.is_file():
+        raise fail(f"video not found: {video}")
+    if streams < 1 or fps <= 0 or seconds <= 0:
+        raise fail("--streams, --fps and --seconds must be positive")
+    config = load(config_path)
+    names = analyser or list(ANALYSERS)
+    unknown = [n for n in names if n not in ANALYSERS]
+    if unknown:
+        raise fail(f"unknown analyser {unknown[0]!r}; known: {', '.join(ANALYSERS)}")
+    result = bench_pipeline(video, streams, config, names, fps, seconds)
+    console.print(summarise(result))
+    _write_json(result, json_out)
+
+
 def main() -> None:
     os.environ.setdefault("PYTHONUNBUFFERED", "1")
     try:
