@@ -28,6 +28,8 @@ def safecity(*args: str, cwd: Path, env: dict | None = None) -> subprocess.Compl
         ["db", "upgrade"], ["eval"], ["eval", "faces"], ["eval", "fairness"], ["eval", "plates"],
         ["eval", "counting"], ["watchlist"], ["watchlist", "create"], ["watchlist", "add"], ["watchlist", "list"],
         ["watchlist", "expire"], ["watchlist", "approve"], ["watchlist", "remove"], ["retention"], ["retention", "run"],
+        ["user"], ["user", "add"], ["user", "list"], ["user", "set-role"], ["user", "disable"], ["user", "enable"],
+        ["user", "password"], ["user", "permissions"], ["bench"], ["bench", "search"], ["bench", "pipeline"],
     ],
 )
 def test_every_command_has_help(command, tmp_path):

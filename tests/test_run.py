@@ -24,9 +24,16 @@ def free_port() -> int:
 @pytest.mark.slow
 def test_run_serves_health_and_demo_events_within_60_seconds(tmp_path):
     port = free_port()
+    store = f"sqlite:///{tmp_path / 'var' / 'safecity.db'}"
+    subprocess.run(
+        [sys.executable, "-m", "safecity.cli", "user", "add", "ops", "--role", "operator", "--password-stdin",
+         "--store", store],
+        cwd=REPO, input="correct horse battery\n", text=True, check=True, capture_output=True,
+    )
+    headers: dict[str, str] = {}
     command = [
-        sys.executable, "-m", "safecity.cli", "run", "--config", "demo/safecity.yaml",
-        "--store", f"sqlite:///{tmp_path / 'var' / 'safecity.db'}", "--port", str(port),
+        sys.executable, "-m", "safecity.cli", "run", "--config", "demo/safecity.yaml", "--store", store,
+        "--port", str(port),
     ]
     started = time.monotonic()
     process = subprocess.Popen(command, cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
@@ -38,7 +45,12 @@ def test_run_serves_health_and_demo_events_within_60_seconds(tmp_path):
             assert process.poll() is None, process.stdout.read()
             try:
                 health = httpx.get(f"{base}/api/health", timeout=2).json()
-                events = httpx.get(f"{base}/api/events", params={"limit": 100}, timeout=2).json()
+                if not headers:
+                    login = {"name": "ops", "password": "correct horse battery"}
+                    token = httpx.post(f"{base}/api/auth/login", json=login, timeout=5).json()["token"]
+                    headers = {"Authorization": f"Bearer {token}", "X-Reason": "run test"}
+                assert httpx.get(f"{base}/api/events", timeout=2).status_code == 401  # no sign-in, no events
+                events = httpx.get(f"{base}/api/events", params={"limit": 100}, headers=headers, timeout=2).json()
                 cameras_with_events = {e["camera"] for e in events["items"]}
             except httpx.TransportError:
                 pass
@@ -59,4 +71,4 @@ def test_run_serves_health_and_demo_events_within_60_seconds(tmp_path):
     audit = AuditLog(make_engine(f"sqlite:///{tmp_path / 'var' / 'safecity.db'}"))
     assert audit.verify().ok
     actions = [r.action for r in audit.records()]
-    assert actions[0] == "config.load" and "event.search" in actions
+    assert actions[:2] == ["user.create", "config.load"] and "event.search" in actions

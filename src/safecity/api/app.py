@@ -1,151 +1,187 @@
-"""The HTTP API (FastAPI): health and event search, documented at /docs.
+"""The HTTP API (FastAPI) and the web console, behind sign-in, documented at /docs.
 
-Reading events is audited like any other search: the record says who asked (the
-client address until sign-in arrives), what they asked for, and the reason they gave
-in the ``X-Reason`` header. Snapshots are served with faces blurred.
+Every route but ``/api/health``, ``/api/auth/login``, ``/login`` and the static files
+needs a signed-in user whose role has the route's permission (see
+``docs/permissions.md``). Searches and views are audited under the user's name with
+the reason they gave; snapshots are served with faces blurred.
+
+The engine plugs in through three arguments of :func:`create_app`: ``health`` (camera
+status), ``bus`` (it calls ``bus.publish(event_dict)`` after storing events, so live
+streams wake at once) and ``latest_frame`` (``camera name -> BGR image or None``, for
+the camera wall).
 """
 
 from __future__ import annotations
 
-from dataclasses import asdict
-from datetime import datetime
-from typing import Any, Callable
+from dataclasses import dataclass
+from typing import Any, Callable, Iterator, Sequence
 
-import cv2
-from fastapi import Depends, FastAPI, HTTPException, Query, Request
-from fastapi.responses import Response
-from pydantic import BaseModel
+from fastapi import Depends, FastAPI, Request
+from fastapi.openapi.docs import get_swagger_ui_html
+from fastapi.openapi.utils import get_openapi
+from fastapi.responses import HTMLResponse, JSONResponse, RedirectResponse, Response
 
 import safecity
-from safecity.events.store import EventQuery, EventStore
+from safecity.api.account import account_router
+from safecity.api.admin import admin_router
+from safecity.api.auth import COOKIE, Auth, Forbidden, NotSignedIn, Requirement
+from safecity.api.bus import EventBus
+from safecity.api.context import AppContext
+from safecity.api.events import events_router
+from safecity.api.media import LatestFrame
+from safecity.api.system import system_router
+from safecity.api.uploads import MAX_UPLOAD_BYTES
+from safecity.api.watchlists import watchlists_router
+from safecity.config import Camera
+from safecity.events.store import EventStore
 from safecity.governance.audit import AuditLog
-from safecity.governance.redaction import redact
+from safecity.governance.users import Permission, Principal, UserService
+
+# Routes anyone may call: probes need health, and one must be able to sign in.
+PUBLIC_PATHS = frozenset({"/api/health", "/api/auth/login", "/login", "/static"})
 
 
-class CameraHealth(BaseModel):
-    name: str
-    state: str
-    frames: int
-    fps: float
-    lag_seconds: float
-    errors: int
-    reconnects: int
-    events: int
-    last_error: str | None
-    last_frame_at: float | None
+def _wants_html(request: Request) -> bool:
+    return (
+        request.method == "GET"
+        and not request.url.path.startswith(("/api/", "/openapi.json"))
+        and "text/html" in request.headers.get("accept", "")
+    )
 
 
-class Health(BaseModel):
-    status: str
-    version: str
-    events: int
-    cameras: list[CameraHealth]
-
-
-class EventOut(BaseModel):
-    id: int
-    key: str
-    camera: str
-    type: str
-    label: str | None
-    start_time: datetime
-    end_time: datetime | None
-    score: float | None
-    box: list[float] | None
-    attributes: dict[str, Any]
-    has_snapshot: bool
-    snapshot_url: str | None
-
-
-class EventPage(BaseModel):
-    items: list[EventOut]
-    total: int
-    limit: int
-    offset: int
-
-
-def _event_out(row) -> EventOut:
-    data = row.as_dict()
-    data["snapshot_url"] = f"/api/events/{row.id}/snapshot.jpg" if row.snapshot else None
-    return EventOut(**data)
-
-
-def create_app(store: EventStore, health: Callable[[], list[dict]] = lambda: []) -> FastAPI:
+def create_app(
+    store: EventStore,
+    health: Callable[[], list[dict]] = lambda: [],
+    *,
+    cameras: Sequence[Camera] = (),
+    bus: EventBus | None = None,
+    latest_frame: LatestFrame | None = None,
+    cookie_secure: bool | None = None,
+) -> FastAPI:
+    """The app over ``store``; ``cookie_secure`` forces Secure cookies (default: only over HTTPS)."""
     app = FastAPI(
         title="safecity",
         version=safecity.__version__,
-        description="Accountable video analytics. Every search and view is written to the audit log.",
+        description=(
+            "Accountable video analytics. Sign in with `POST /api/auth/login` and send the token as "
+            "`Authorization: Bearer …`. Every search and view is written to the audit log; searches and "
+            "unredacted views need a reason in the `X-Reason` header."
+        ),
+        docs_url=None,
+        redoc_url=None,
+        openapi_url=None,
     )
-    audit = AuditLog(store.engine)
-
-    def actor(request: Request) -> str:
-        host = request.client.host if request.client else "unknown"
-        return f"anonymous@{host}"
-
-    def reason(request: Request) -> str:
-        return request.headers.get("x-reason", "")
-
-    @app.get("/api/health", response_model=Health, tags=["system"])
-    def get_health() -> Health:
-        """Liveness, store reachability and per-camera fps, lag and errors."""
-        try:
-            events = store.count()
-            status = "ok"
-        except Exception:
-            events, status = 0, "store-unavailable"
-        cameras = [CameraHealth(**c) for c in health()]
-        if status == "ok" and any(c.state in {"reconnecting", "connecting"} and c.errors for c in cameras):
-            status = "degraded"
-        return Health(status=status, version=safecity.__version__, events=events, cameras=cameras)
-
-    @app.get("/api/events", response_model=EventPage, tags=["events"])
-    def list_events(
-        camera: str | None = None,
-        type: str | None = Query(None, description="event type, e.g. motion"),
-        label: str | None = None,
-        after: datetime | None = Query(None, description="start time ≥ this (ISO 8601)"),
-        before: datetime | None = Query(None, description="start time < this (ISO 8601)"),
-        limit: int = Query(50, ge=1, le=500),
-        offset: int = Query(0, ge=0),
-        who: str = Depends(actor),
-        why: str = Depends(reason),
-    ) -> EventPage:
-        """Search events, newest first. The search is written to the audit log."""
-        query = EventQuery(camera, type, label, after, before, limit, offset)
-        rows, total = store.search(query)
-        params = {k: v for k, v in asdict(query).items() if v is not None}
-        audit.append(who, "event.search", "events", "*", why, {**params, "results": total})
-        return EventPage(items=[_event_out(r) for r in rows], total=total, limit=limit, offset=offset)
-
-    def _row(event_id: int):
-        row = store.get(event_id)
-        if row is None:
-            raise HTTPException(404, f"no event {event_id}")
-        return row
-
-    @app.get("/api/events/{event_id}", response_model=EventOut, tags=["events"])
-    def get_event(event_id: int, who: str = Depends(actor), why: str = Depends(reason)) -> EventOut:
-        """One event. Viewing it is audited."""
-        row = _row(event_id)
-        audit.append(who, "event.view", "event", event_id, why)
-        return _event_out(row)
-
-    @app.get(
-        "/api/events/{event_id}/snapshot.jpg",
-        tags=["events"],
-        response_class=Response,
-        responses={200: {"content": {"image/jpeg": {}}}},
+    users = UserService(store.engine)
+    ctx = AppContext(
+        store=store, health=health, cameras=list(cameras), bus=bus or EventBus(), latest_frame=latest_frame,
+        auth=Auth(users, cookie_secure), users=users, audit=AuditLog(store.engine),
     )
-    def get_snapshot(event_id: int, who: str = Depends(actor), why: str = Depends(reason)) -> Response:
-        """The event's snapshot with every face blurred. Viewing it is audited."""
-        row = _row(event_id)
-        path = store.snapshot_path(row)
-        image = cv2.imread(str(path)) if path is not None and path.is_file() else None
-        if image is None:
-            raise HTTPException(404, f"event {event_id} has no snapshot")
-        redacted, faces = redact(image)
-        ok, data = cv2.imencode(".jpg", redacted, [cv2.IMWRITE_JPEG_QUALITY, 85])
-        audit.append(who, "media.view", "event", event_id, why, {"file": row.snapshot, "redacted": True})
-        return Response(data.tobytes(), media_type="image/jpeg", headers={"X-Redacted-Faces": str(faces)})
+    app.state.ctx = ctx
+    app.state.bus = ctx.bus  # GracefulServer closes it so open live streams end on shutdown
 
+    @app.exception_handler(NotSignedIn)
+    def not_signed_in(request: Request, _: NotSignedIn) -> Response:
+        if _wants_html(request):
+            return RedirectResponse(f"/login?next={request.url.path}", status_code=303)
+        return JSONResponse({"detail": "sign in first"}, status_code=401, headers={"WWW-Authenticate": "Bearer"})
+
+    @app.exception_handler(Forbidden)
+    def forbidden(request: Request, error: Forbidden) -> Response:
+        if _wants_html(request) or request.headers.get("content-type", "").startswith(
+            ("application/x-www-form-urlencoded", "multipart/form-data")
+        ):
+            from safecity.console.render import render
+
+            principal = getattr(request.state, "principal", None) or ctx.auth.users.resolve(
+                request.cookies.get(COOKIE, "")
+            )
+            return render(request, "error.html", principal, status=403, title="Not allowed", detail=error.message)
+        return JSONResponse({"detail": error.message}, status_code=403)
+
+    @app.middleware("http")
+    async def limit_body(request: Request, call_next):
+        """Refuse oversized bodies before anything reads them."""
+        length = request.headers.get("content-length", "")
+        if length.isdigit() and int(length) > MAX_UPLOAD_BYTES + 65536:
+            return JSONResponse({"detail": "request body too large"}, status_code=413)
+        response = await call_next(request)
+        response.headers.setdefault("X-Content-Type-Options", "nosniff")
+        response.headers.setdefault("Referrer-Policy", "same-origin")
+        response.headers.setdefault("X-Frame-Options", "DENY")
+        return response
+
+    app.include_router(system_router(ctx))
+    app.include_router(account_router(ctx))
+    app.include_router(events_router(ctx))
+    app.include_router(watchlists_router(ctx))
+    app.include_router(admin_router(ctx))
+    _docs_routes(app, ctx)
+
+    from safecity.console import console_router, static_files
+
+    app.include_router(console_router(ctx))
+    app.mount("/static", static_files(), name="static")
     return app
+
+
+def _docs_routes(app: FastAPI, ctx: AppContext) -> None:
+    """OpenAPI schema and Swagger UI, for signed-in users only (like every other route)."""
+    account = Depends(ctx.auth.require(Permission.ACCOUNT))
+
+    def schema() -> dict[str, Any]:
+        if app.openapi_schema is None:
+            spec = get_openapi(title=app.title, version=app.version, description=app.description, routes=app.routes)
+            spec.setdefault("components", {})["securitySchemes"] = {
+                "bearer": {"type": "http", "scheme": "bearer", "description": "token from POST /api/auth/login"}
+            }
+            spec["security"] = [{"bearer": []}]
+            app.openapi_schema = spec
+        return app.openapi_schema
+
+    @app.get("/openapi.json", include_in_schema=False)
+    def openapi(principal: Principal = account) -> JSONResponse:
+        return JSONResponse(schema())
+
+    @app.get("/docs", include_in_schema=False)
+    def docs(principal: Principal = account) -> HTMLResponse:
+        return get_swagger_ui_html(openapi_url="/openapi.json", title="safecity API")
+
+
+@dataclass(frozen=True)
+class RouteInfo:
+    path: str
+    methods: frozenset[str]
+    permissions: tuple[Permission, ...]  # the Requirement dependencies found on the route
+
+
+def _requirements(dependant) -> Iterator[Permission]:
+    for dependency in getattr(dependant, "dependencies", []):
+        if isinstance(dependency.call, Requirement):
+            yield dependency.call.permission
+        yield from _requirements(dependency)
+
+
+def route_table(app: FastAPI) -> list[RouteInfo]:
+    """Every route with its methods and required permissions, routers included.
+
+    Newer FastAPI keeps included routers as branches instead of copying their routes,
+    so both shapes are walked; tests use this to check every route with every role.
+    """
+    table: list[RouteInfo] = []
+
+    def walk(routes) -> None:
+        for route in routes:
+            contexts = getattr(route, "effective_route_contexts", None)
+            if contexts is not None:
+                for context in contexts():
+                    add(context.path, context.original_route)
+            else:
+                add(getattr(route, "path", ""), route)
+
+    def add(path: str, route) -> None:
+        methods = frozenset(getattr(route, "methods", None) or ())
+        permissions = tuple(_requirements(getattr(route, "dependant", None)))
+        table.append(RouteInfo(path, methods, permissions))
+
+    walk(app.routes)
+    return table

@@ -39,6 +39,7 @@ class Permission(StrEnum):
     EVENTS_VIEW = "events.view"
     EVENTS_SEARCH = "events.search"
     MEDIA_UNREDACTED = "media.unredacted"
+    ALERTS_REVIEW = "alerts.review"
     WATCHLISTS_READ = "watchlists.read"
     WATCHLISTS_PROPOSE = "watchlists.propose"
     WATCHLISTS_EXPIRE = "watchlists.expire"
@@ -58,6 +59,7 @@ PERMISSIONS: dict[Permission, frozenset[str]] = {
     Permission.EVENTS_VIEW: frozenset({"viewer", "operator", "supervisor", "auditor"}),
     Permission.EVENTS_SEARCH: frozenset({"operator", "supervisor", "auditor"}),
     Permission.MEDIA_UNREDACTED: frozenset({"supervisor", "auditor"}),
+    Permission.ALERTS_REVIEW: frozenset({"operator", "supervisor"}),
     Permission.WATCHLISTS_READ: frozenset({"operator", "supervisor", "auditor"}),
     Permission.WATCHLISTS_PROPOSE: frozenset({"operator", "supervisor"}),
     Permission.WATCHLISTS_EXPIRE: frozenset({"operator", "supervisor"}),
@@ -75,6 +77,7 @@ MEANING: dict[Permission, str] = {
     Permission.EVENTS_VIEW: "open one event and its snapshot, faces blurred; events-per-hour chart",
     Permission.EVENTS_SEARCH: "search stored events (a reason is required and audited)",
     Permission.MEDIA_UNREDACTED: "see a snapshot without blurring (a reason is required and audited)",
+    Permission.ALERTS_REVIEW: "confirm or reject a face or plate alert, with a note of what was checked",
     Permission.WATCHLISTS_READ: "see watchlists and plate lists with their governance fields",
     Permission.WATCHLISTS_PROPOSE: "add a face or plate entry (legal basis, purpose, authoriser, expiry)",
     Permission.WATCHLISTS_EXPIRE: "end an entry now (it stops matching at once)",
