@@ -128,3 +128,11 @@ def test_alerts_are_confirmed_or_rejected_by_a_person_with_a_note(client, users,
     assert record["action"] == "alert.reject" and record["reason"] == "different van, plate misread"
     motion = client.post("/api/events/1/review", headers=operator, json={"decision": "confirmed", "note": "x y"})
     assert motion.status_code == 400 and "not an alert" in motion.json()["detail"]
+
+
+def test_metrics_for_signed_in_scrapers(client, users):
+    assert client.get("/api/metrics").status_code == 401
+    response = client.get("/api/metrics", headers=bearer(users, "viewer"))
+    assert response.status_code == 200 and response.headers["content-type"].startswith("text/plain")
+    assert 'safecity_camera_fps{camera="gate"} 5.0' in response.text
+    assert 'safecity_camera_frames_total{camera="gate"} 10.0' in response.text

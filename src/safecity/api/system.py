@@ -128,4 +128,16 @@ def system_router(ctx: AppContext) -> APIRouter:
         headers: dict[str, Any] = {"Cache-Control": "no-store", "X-Frame-Source": source}
         return Response(data, media_type="image/jpeg", headers=headers)
 
+    @router.get("/metrics", response_class=Response, responses={200: {"content": {"text/plain": {}}}})
+    def metrics(principal: Principal = Depends(ctx.auth.require(Permission.SYSTEM_READ))) -> Response:
+        """Prometheus metrics: per-camera fps, lag, dropped frames, queue depth, stage ms.
+
+        Scrape with a bearer token (Prometheus ``authorization: {credentials: …}``).
+        """
+        from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+
+        from safecity.engines.metrics import engine_registry
+
+        return Response(generate_latest(engine_registry(ctx.health)), media_type=CONTENT_TYPE_LATEST)
+
     return router
