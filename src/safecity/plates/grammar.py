@@ -1,0 +1,659 @@
+"""Plate text: normalisation, per-country format grammars, and choosing the best reading.
+
+A *grammar* is a named set of patterns, one character class per position:
+
+    N digit   L letter A-Z   A letter or digit   C Spanish consonant (no vowels, Q, Ñ)
+    D Chinese-plate letter or digit (no I, O)    P Chinese province character
+    [XYZ] one of these characters                {NAME} one code from the code list NAME
+    x? optional token (any token)                ( ... )? an optional group is not supported:
+                                                 write the alternatives as separate patterns
+
+The reader gives, for each character it saw, its confidence and the model's probability
+for other characters at that position (:class:`CharChoice`). A reading fits a pattern
+when every position's character is in the pattern's class; where it is not, the
+character may be replaced only by
+
+- a *look-alike* of a class the pattern demands (O/0, I/1, B/8, S/5, Z/2, G/6, ...), at a
+  cost, or by the model's own probability for that character if it is higher;
+- another character the model itself gave some probability at that position.
+
+Nothing is changed where no grammar demands it: a reading that fits only the generic
+pattern of its own length is kept as read.
+
+Unknown characters (``?``): the reader offers layouts with up to three unseen
+characters inserted (:func:`line_candidates`); each layout is weighed by how evenly the
+seen characters then sit on their slots (characters on a plate are evenly spaced, up to
+one space between groups), whether there is room at the ends, and how plausible the
+implied pitch is for the line's height, relative to the line's best layout. Only a
+country grammar may take unknowns (never the generic one, never inside a code such as a
+Spanish province), each at a low fixed confidence.
+
+A character at either end may be dropped (a country code in the EU band), at a cost.
+Among all (reading, pattern) pairs the highest score wins: the grammar's prior times the
+geometric mean of the per-character confidences times the layout's evidence.
+:class:`RegionPrior` lets a camera learn which country's grammars to prefer.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+import unicodedata
+from dataclasses import dataclass, field
+from functools import lru_cache
+from typing import Iterable, Sequence
+
+import numpy as np
+
+UNKNOWN = "?"
+UNKNOWN_CONFIDENCE = 0.2
+LOOKALIKE_FACTOR = 0.3  # a look-alike replacement keeps this share of the read char's confidence
+MIN_ALTERNATIVE = 0.02  # a model alternative below this is not considered
+
+DIGITS = "0123456789"
+LETTERS = "ABCDEFGHIJKLMNOPQRSTUVWXYZ"
+
+# Chinese provinces and the special-use characters found on Chinese plates
+CN_PROVINCES = "京津沪渝冀豫云辽黑湘皖鲁新苏浙赣鄂桂甘晋蒙陕吉闽贵粤青藏川宁琼"
+CN_SUFFIXES = "学警挂港澳领使试超"
+
+# Pairs that OCR confuses; a grammar may swap one for the other where it demands it.
+LOOKALIKES: dict[str, str] = {
+    "0": "ODQU",
+    "O": "0DQ",
+    "D": "0O",
+    "Q": "0O",
+    "U": "0V",
+    "1": "IJLT",
+    "I": "1JLT",
+    "J": "1I",
+    "L": "1I",
+    "T": "1I7",
+    "2": "Z",
+    "Z": "27",
+    "5": "S",
+    "S": "58",
+    "8": "BS",
+    "B": "86",
+    "6": "GB",
+    "G": "6C",
+    "C": "G",
+    "7": "TZ",
+    "4": "A",
+    "A": "4",
+    "V": "UY",
+    "Y": "V",
+    "M": "N",
+    "N": "MH",
+    "H": "N",
+    "K": "X",
+    "X": "K",
+    "E": "F",
+    "F": "E",
+    "P": "R",
+    "R": "P",
+}
+
+CLASSES: dict[str, str] = {
+    "N": DIGITS,
+    "L": LETTERS,
+    "A": LETTERS + DIGITS,
+    "C": "BCDFGHJKLMNPRSTVWXYZ",
+    "D": LETTERS.replace("I", "").replace("O", "") + DIGITS,
+    "P": CN_PROVINCES,
+    "S": CN_SUFFIXES,
+}
+
+CODE_LISTS: dict[str, tuple[str, ...]] = {
+    # Spanish provincial codes (1971-2000 series and earlier)
+    "ES_PROV": tuple(
+        "A AB AL AV B BA BI BU C CA CC CE CO CR CS CU GC GE GI GR GU H HU IB J L LE LO LU M MA ML MU "
+        "NA O OU OR P PM PO S SA SE SG SO SS T TE TF TO V VA VI Z ZA".split()
+    ),
+    # Slovak district codes
+    "SK_DISTRICT": tuple(
+        "BA BB BC BE BI BJ BL BN BR BS BT BY CA DK DS DT GA GL HC HE IL KA KC KE KI KK KM KN KS LC LE LL LM "
+        "LV MA MI ML MT MY NI NM NO NR NZ PB PD PE PK PN PO PP PS PT PU PV RA RK RS RV SA SB SC SE SI SK SL "
+        "SN SO SP SV TA TC TN TO TR TS TT TV VK VT ZA ZC ZH ZI ZM ZV".split()
+    ),
+}
+
+
+@dataclass(frozen=True, slots=True)
+class Grammar:
+    name: str
+    description: str
+    patterns: tuple[str, ...]
+    prior: float
+    unknowns: bool = True  # may unseen characters ('?') fill its positions?
+
+
+GRAMMARS: dict[str, Grammar] = {
+    g.name: g
+    for g in [
+        Grammar("es", "Spain since 2000: 1234 BCD (consonants only)", ("NNNNCCC", "[ER]NNNNCCC"), 1.0),
+        Grammar(
+            "es-old",
+            "Spain, provincial series: M 1234 AB (1971-2000), M 123456 (before)",
+            ("{ES_PROV}NNNNL", "{ES_PROV}NNNNLL", "{ES_PROV}NNNNNN", "{ES_PROV}NNNNN"),
+            0.85,
+        ),
+        Grammar("sk", "Slovakia: district, 3 digits, 2 letters (BA 123 AB)", ("{SK_DISTRICT}NNNLL",), 0.9),
+        Grammar("cz", "Czechia: 1A2 3456", ("NLANNNN",), 0.9),
+        Grammar("pl", "Poland: 2-3 letter district + 4-5 characters", ("LLNNNNN", "LLNNNNL", "LLNNNLL", "LLLNNNN",
+                                                                       "LLLNNLL", "LLLLNNN"), 0.8),
+        Grammar(
+            "de",
+            "Germany: district (1-3 letters), 1-2 letters, 1-4 digits (no leading 0), optional E/H",
+            tuple(
+                "L" * a + "L" * b + "[123456789]" + "N" * (c - 1) + s
+                for a in (1, 2, 3)
+                for b in (1, 2)
+                for c in (1, 2, 3, 4)
+                for s in ("", "[EH]")
+                if a + b + c + len(s and "x") <= 8
+            ),
+            0.8,
+        ),
+        Grammar("br", "Brazil, old series: ABC 1234", ("LLLNNNN",), 0.85),
+        Grammar("br-mercosur", "Brazil, Mercosur: ABC1D23", ("LLLNLNN",), 0.9),
+        Grammar(
+            "cn",
+            "China: province, letter, 5 (6 for new-energy) letters/digits without I and O",
+            ("PLDDDDD", "PLDDDDDD", "PLDDDDS"),
+            0.9,
+        ),
+        Grammar(
+            "us",
+            "USA, common state serial formats",
+            ("NLLLNNN", "LLLNNNN", "LLLNNN", "NNNLLL", "NLLNNN", "LLNNNNN", "NNNNNNN", "LNNNNNN", "NNNNNN",
+             "LLLNLN", "LLNLNL"),
+            0.85,
+        ),
+        Grammar("generic", "any 2-8 letters/digits (vanity and unlisted formats)", tuple("A" * n for n in range(2, 9)),
+                0.6, unknowns=False),
+    ]
+}
+
+NO_GRAMMAR_PRIOR = 0.3
+EDGE_DROP_COST = 0.7  # reading without a character at the plate's edge
+
+
+# --------------------------------------------------------------------------------------
+# Normalisation
+
+
+def normalise_char(char: str) -> str:
+    """One recognised character as plate text: upper-case ASCII letters and digits, CJK
+    characters as they are; accents dropped (Ö -> O), full-width forms folded; anything
+    else (separators, punctuation) becomes ''."""
+    if not char or len(char) != 1:
+        return ""
+    if "\u4e00" <= char <= "\u9fff":
+        return char
+    folded = unicodedata.normalize("NFKD", char)
+    base = "".join(c for c in folded if not unicodedata.combining(c)).upper()
+    if len(base) == 1 and (base in DIGITS or base in LETTERS):
+        return base
+    return ""
+
+
+_SEPARATORS = re.compile(r"[\s\-\.·•:_/]+")
+
+
+def normalise_text(text: str) -> str:
+    """A whole plate string as compared and stored: separators removed, characters
+    normalised as :func:`normalise_char` does (``?`` kept)."""
+    out = []
+    for c in _SEPARATORS.sub("", text):
+        if c == UNKNOWN:
+            out.append(c)
+        else:
+            out.append(normalise_char(c))
+    return "".join(out)
+
+
+# --------------------------------------------------------------------------------------
+# Patterns
+
+
+@dataclass(frozen=True, slots=True)
+class _Slot:
+    chars: frozenset[str] | None = None  # a class of single characters
+    words: tuple[str, ...] = ()  # or one of these codes (all the same length)
+
+    @property
+    def length(self) -> int:
+        return len(self.words[0]) if self.words else 1
+
+
+_TOKEN = re.compile(r"\{([A-Z_]+)\}|\[([^\]]+)\]|([A-Z])")
+
+
+def _tokens(pattern: str) -> list[tuple[list[_Slot], bool]]:
+    """Parse a pattern into tokens; each token is a list of alternative slots (codes of
+    different lengths become different slots) and whether it is optional."""
+    tokens: list[tuple[list[_Slot], bool]] = []
+    pos = 0
+    pattern = pattern.replace(" ", "")
+    while pos < len(pattern):
+        m = _TOKEN.match(pattern, pos)
+        if not m:
+            raise ValueError(f"bad plate pattern {pattern!r} at {pos}")
+        pos = m.end()
+        optional = pos < len(pattern) and pattern[pos] == "?"
+        if optional:
+            pos += 1
+        if m.group(1):
+            codes = CODE_LISTS[m.group(1)]
+            by_length: dict[int, list[str]] = {}
+            for code in codes:
+                by_length.setdefault(len(code), []).append(code)
+            slots = [_Slot(words=tuple(v)) for _, v in sorted(by_length.items())]
+        elif m.group(2):
+            slots = [_Slot(chars=frozenset(m.group(2)))]
+        else:
+            slots = [_Slot(chars=frozenset(CLASSES[m.group(3)]))]
+        tokens.append((slots, optional))
+    return tokens
+
+
+@lru_cache(maxsize=None)
+def compile_pattern(pattern: str) -> tuple[tuple[_Slot, ...], ...]:
+    """All fixed-layout expansions of a pattern (optional tokens and code lengths)."""
+    expansions: list[tuple[_Slot, ...]] = [()]
+    for slots, optional in _tokens(pattern):
+        nxt = []
+        for e in expansions:
+            if optional:
+                nxt.append(e)
+            nxt.extend(e + (s,) for s in slots)
+        expansions = nxt
+    return tuple(expansions)
+
+
+def _length(expansion: tuple[_Slot, ...]) -> int:
+    return sum(s.length for s in expansion)
+
+
+@lru_cache(maxsize=None)
+def _patterns_by_length(names: tuple[str, ...]) -> dict[int, list[tuple[Grammar, str, tuple[_Slot, ...]]]]:
+    table: dict[int, list[tuple[Grammar, str, tuple[_Slot, ...]]]] = {}
+    for name in names:
+        grammar = GRAMMARS[name]
+        for pattern in grammar.patterns:
+            for expansion in compile_pattern(pattern):
+                table.setdefault(_length(expansion), []).append((grammar, pattern, expansion))
+    return table
+
+
+def matches(text: str, grammar: str) -> bool:
+    """Does the (normalised) text fit one of the grammar's patterns exactly, as read?"""
+    text = normalise_text(text)
+    for g, _, expansion in _patterns_by_length((grammar,)).get(len(text), []):
+        i = 0
+        ok = True
+        for slot in expansion:
+            part = text[i : i + slot.length]
+            if slot.words:
+                ok = part in slot.words
+            else:
+                ok = part in slot.chars or part == UNKNOWN
+            if not ok:
+                break
+            i += slot.length
+        if ok:
+            return True
+    return False
+
+
+# --------------------------------------------------------------------------------------
+# Scoring readings
+
+
+@dataclass(slots=True)
+class CharChoice:
+    """What the reader saw at one position: its character, confidence, and the model's
+    probabilities for other characters there. ``char == '?'``: an unseen character."""
+
+    char: str
+    confidence: float
+    alternatives: dict[str, float] = field(default_factory=dict)
+
+    def options(self, allowed: Iterable[str]) -> tuple[str, float] | None:
+        """The best character from ``allowed`` for this position, with its confidence."""
+        if self.char == UNKNOWN:
+            return UNKNOWN, UNKNOWN_CONFIDENCE
+        allowed = allowed if isinstance(allowed, (set, frozenset)) else set(allowed)
+        if self.char in allowed:
+            return self.char, self.confidence
+        best: tuple[str, float] | None = None
+        for c in LOOKALIKES.get(self.char, ""):
+            if c in allowed:
+                q = max(self.confidence * LOOKALIKE_FACTOR, self.alternatives.get(c, 0.0))
+                if best is None or q > best[1]:
+                    best = (c, q)
+        for c, p in self.alternatives.items():
+            if c in allowed and p >= MIN_ALTERNATIVE and (best is None or p > best[1]):
+                best = (c, p)
+        return best
+
+
+@dataclass(slots=True)
+class Candidate:
+    """One way of reading a plate: its characters in order (unknowns included)."""
+
+    chars: list[CharChoice]
+    evidence: list[float] = field(default_factory=list)  # how well hidden characters fit the gaps
+
+    @property
+    def raw(self) -> str:
+        return "".join(c.char for c in self.chars)
+
+
+@dataclass(slots=True)
+class Reading:
+    text: str
+    score: float
+    confidence: float
+    char_confidences: list[float]
+    grammar: str | None
+    pattern: str | None
+    raw: str
+
+
+def _fit(chars: Sequence[CharChoice], expansion: tuple[_Slot, ...]) -> tuple[str, list[float]] | None:
+    text: list[str] = []
+    confs: list[float] = []
+    i = 0
+    for slot in expansion:
+        if slot.words:
+            n = slot.length
+            part = chars[i : i + n]
+            best: tuple[str, list[float], float] | None = None
+            for word in slot.words:
+                qs = []
+                for choice, target in zip(part, word):
+                    got = None if choice.char == UNKNOWN else choice.options((target,))
+                    if got is None:
+                        break
+                    qs.append(got[1])
+                else:
+                    total = sum(math.log(max(q, 1e-9)) for q in qs)
+                    if best is None or total > best[2]:
+                        best = (word, qs, total)
+            if best is None:
+                return None
+            text.append(best[0])
+            confs.extend(best[1])
+            i += n
+        else:
+            got = chars[i].options(slot.chars)  # type: ignore[arg-type]
+            if got is None:
+                return None
+            text.append(got[0])
+            confs.append(got[1])
+            i += 1
+    return "".join(text), confs
+
+
+def _geomean(values: Sequence[float]) -> float:
+    if not values:
+        return 0.0
+    return math.exp(sum(math.log(max(v, 1e-9)) for v in values) / len(values))
+
+
+def score_candidates(candidates: Sequence[Candidate], grammars: Sequence[str] | None = None,
+                     priors: dict[str, float] | None = None) -> Reading | None:
+    """The best reading among candidates under the given grammars (default: all).
+    ``priors`` overrides grammars' priors by name (see :class:`RegionPrior`)."""
+    names = tuple(grammars) if grammars else tuple(GRAMMARS)
+    for name in names:
+        if name not in GRAMMARS:
+            raise ValueError(f"unknown plate grammar {name!r} (known: {', '.join(GRAMMARS)})")
+    table = _patterns_by_length(names)
+    best: Reading | None = None
+    for cand in candidates:
+        chars = cand.chars
+        if not chars:
+            continue
+        has_unknowns = UNKNOWN in cand.raw
+        for grammar, pattern, expansion in table.get(len(chars), []):
+            if has_unknowns and not grammar.unknowns:
+                continue
+            fitted = _fit(chars, expansion)
+            if fitted is None:
+                continue
+            text, confs = fitted
+            conf = _geomean(confs)
+            prior = priors.get(grammar.name, grammar.prior) if priors else grammar.prior
+            score = prior * conf * math.prod(cand.evidence)
+            if best is None or score > best.score:
+                best = Reading(text, score, conf, confs, grammar.name, pattern, cand.raw)
+        # no grammar: the reading as it is (unknowns only come in where a grammar needs them)
+        if not has_unknowns:
+            confs = [c.confidence for c in chars]
+            conf = _geomean(confs)
+            prior = priors.get("", NO_GRAMMAR_PRIOR) if priors else NO_GRAMMAR_PRIOR
+            score = prior * conf * math.prod(cand.evidence)
+            if best is None or score > best.score:
+                best = Reading(cand.raw, score, conf, confs, None, None, cand.raw)
+    return best
+
+
+# --------------------------------------------------------------------------------------
+# From the reader's lines to candidates, with unknowns where characters are missing
+
+
+SPACING_SIGMA = 0.3  # spread of character spacing, in pitches
+GROUP_SPACE = 2.0  # the most a space between character groups adds, in pitches (Chinese: the dot)
+
+
+def _gauss(x: float, sigma: float = SPACING_SIGMA) -> float:
+    return math.exp(-0.5 * (x / sigma) ** 2)
+
+
+PITCH_PER_HEIGHT = 0.5  # typical character pitch over the line image's height
+PITCH_SIGMA = 0.3  # spread of that ratio (log scale): fonts and crops differ
+
+
+def _regularity(centres: Sequence[float], slots: Sequence[int], height: float) -> tuple[float, float]:
+    """How well the seen characters sit on evenly spaced slots: a least-squares line
+    (position = start + pitch x slot, plus a space between two character groups if
+    that fits better), the fit of each character to it, and how plausible the pitch is
+    for the line's height. Returns (fit, pitch)."""
+    c = np.asarray(centres, np.float64)
+    s = np.asarray(slots, np.float64)
+    n = len(c)
+    splits = [n - 1] + (list(range(1, n - 2)) if n >= 5 else [])  # n - 1: no group space
+    X = np.zeros((len(splits), n, 3))
+    X[:, :, 0] = 1.0
+    X[:, :, 1] = s
+    for k, j in enumerate(splits):
+        X[k, j + 1 :, 2] = 1.0
+    X[0, :, 2] = 0.0
+    XtX = np.einsum("kni,knj->kij", X, X)
+    XtX[0, 2, 2] = 1.0  # no group-space column: keep the system solvable
+    Xty = np.einsum("kni,n->ki", X, c)
+    try:
+        beta = np.linalg.solve(XtX, Xty[..., None])[..., 0]
+    except np.linalg.LinAlgError:
+        return 0.0, 0.0
+    best, best_pitch = 0.0, 0.0
+    for k in range(len(splits)):
+        pitch, gap = beta[k, 1], beta[k, 2]
+        if pitch <= 0 or gap < -0.1 * pitch or gap > GROUP_SPACE * pitch:
+            continue
+        resid = (c - X[k] @ beta[k]) / pitch
+        fit = float(np.exp(-0.5 * np.sum((resid / SPACING_SIGMA) ** 2)))
+        if k:
+            fit *= 0.9  # a group space is one more assumption
+        if height > 0:
+            fit *= _gauss(math.log(pitch / (PITCH_PER_HEIGHT * height)), PITCH_SIGMA)
+        if fit > best:
+            best, best_pitch = fit, float(pitch)
+    return best, best_pitch
+
+
+def _edge_fit(room: float, k: int, allowance: float) -> float:
+    """At a line's ends margins vary (an EU band, the crop's margin): ``allowance``
+    pitches of room are normal. ``k`` hidden characters need room for k characters;
+    room far beyond the allowance suggests hidden ones."""
+    if k == 0:
+        return _gauss(max(0.0, room - allowance - 0.5) / 1.5)
+    return _gauss(max(0.0, k - 0.2 - room))
+
+
+def _insertions(n: int, most: int) -> list[tuple[int, ...]]:
+    """Every way of putting 1..most unknowns into the n + 1 places around n characters
+    (as a count per place)."""
+    out: list[tuple[int, ...]] = []
+
+    def rec(place: int, left: int, acc: list[int]) -> None:
+        if place == n:
+            acc.append(left)
+            out.append(tuple(acc))
+            acc.pop()
+            return
+        for k in range(left + 1):
+            acc.append(k)
+            rec(place + 1, left - k, acc)
+            acc.pop()
+
+    for total in range(1, most + 1):
+        rec(0, total, [])
+    return out
+
+
+def line_candidates(line, max_unknowns: int = 3, min_evidence: float = 0.05) -> list[Candidate]:
+    """Candidates for one decoded line (a :class:`safecity.plates.read.LineRead`): as
+    read, and with up to ``max_unknowns`` unknown characters inserted. Each carries how
+    well its layout fits the line (``evidence``): seen characters evenly spaced on their
+    slots, unknowns where there is room for them, no wide unexplained room at the ends.
+    A reading that ignores a gap one character wide is as doubtful as one that invents
+    characters where none could hide."""
+    chars = [CharChoice(c.char, c.confidence, dict(c.alternatives)) for c in line.chars]
+    n = len(chars)
+    if n < 3 or max_unknowns <= 0:
+        return [Candidate(chars)]
+    centres = [c.centre for c in line.chars]
+    start = float(getattr(line, "start", 0.0))
+    end = float(getattr(line, "end", line.steps))
+    height = float(getattr(line, "height", 0.0))
+    cands: list[Candidate] = []
+    for counts in [(0,) * (n + 1)] + _insertions(n, max_unknowns):
+        slots, pos = [], 0
+        for i in range(n):
+            pos += counts[i]
+            slots.append(pos)
+            pos += 1
+        fit, pitch = _regularity(centres, slots, height)
+        if pitch <= 0:
+            if not any(counts):
+                cands.append(Candidate(chars, [0.0]))
+            continue
+        lead = (centres[0] - start) / pitch - 0.5
+        trail = (end - centres[-1]) / pitch - 0.5
+        evidence = fit * _edge_fit(lead, counts[0], 1.5) * _edge_fit(trail, counts[-1], 0.5)
+        out: list[CharChoice] = []
+        for i in range(n + 1):
+            out.extend(CharChoice(UNKNOWN, UNKNOWN_CONFIDENCE) for _ in range(counts[i]))
+            if i < n:
+                out.append(chars[i])
+        cands.append(Candidate(out, [evidence]))
+    # evidence is relative: the line's best layout counts as fully supported, so lines
+    # read from different views compete on their characters, not on their spacing
+    top = max((c.evidence[0] for c in cands), default=0.0)
+    if top <= 0:
+        return [Candidate(chars)]
+    for c in cands:
+        c.evidence = [c.evidence[0] / top]
+    # the reading as seen always stays; unlikely layouts with unknowns go
+    return [c for i, c in enumerate(cands) if i == 0 or c.evidence[0] >= min_evidence]
+
+
+def best_reading(lines: Sequence, grammars: Sequence[str] | None = None,
+                 priors: dict[str, float] | None = None) -> Reading | None:
+    """The best grammar-consistent reading of one view of a plate: its lines (one, or
+    two rows of a two-line plate, upper first) joined."""
+    if not lines:
+        return None
+    per_line = [line_candidates(line) for line in lines]
+    joined: list[Candidate] = [Candidate([])]
+    for cands in per_line:
+        joined = [Candidate(a.chars + b.chars, a.evidence + b.evidence) for a in joined for b in cands][:1024]
+    joined = [c for c in joined if c.chars]
+    if not joined:
+        return Reading("", 0.0, 0.0, [], None, None, "")
+    # a character at either end may not belong to the plate (a country code in the EU
+    # band, a frame screw): offer the reading without it, at a cost
+    trimmed = []
+    for c in joined:
+        if len(c.chars) >= 5 and UNKNOWN not in (c.chars[0].char, c.chars[-1].char):
+            trimmed.append(Candidate(c.chars[1:], c.evidence + [EDGE_DROP_COST]))
+            trimmed.append(Candidate(c.chars[:-1], c.evidence + [EDGE_DROP_COST]))
+    joined += trimmed
+    return score_candidates(joined, grammars, priors)
+
+
+# --------------------------------------------------------------------------------------
+# Learning a camera's region
+
+
+FAMILIES: dict[str, tuple[str, ...]] = {
+    "es": ("es", "es-old"),
+    "sk": ("sk",),
+    "cz": ("cz",),
+    "pl": ("pl",),
+    "de": ("de",),
+    "br": ("br", "br-mercosur"),
+    "cn": ("cn",),
+    "us": ("us",),
+}
+_FAMILY_OF = {g: f for f, gs in FAMILIES.items() for g in gs}
+
+
+class RegionPrior:
+    """Learns which country's formats a camera sees, from its own confident readings.
+
+    A camera in Madrid reads mostly Spanish plates; once ``min_reads`` confident
+    readings (every seen character >= ``min_confidence``) fitted a
+    country's formats and one country holds ``min_share`` of them, that country's
+    grammars keep their prior and the others (and the generic and no-grammar
+    fallbacks) are scaled by ``others``, so ambiguous readings resolve towards local
+    formats. Nothing changes until the evidence is there. Labels are never used.
+    """
+
+    def __init__(self, min_reads: int = 20, min_share: float = 0.6, min_confidence: float = 0.9,
+                 others: float = 0.7) -> None:
+        self.min_reads = min_reads
+        self.min_share = min_share
+        self.min_confidence = min_confidence
+        self.others = others
+        self.counts: dict[str, int] = {}
+
+    def observe(self, grammar: str | None, text: str, char_confidences: Sequence[float]) -> None:
+        """Count one reading: its grammar, text and per-character confidences (unknown
+        characters are not counted against it; at most two may be unknown)."""
+        family = _FAMILY_OF.get(grammar or "")
+        seen = [c for t, c in zip(text, char_confidences) if t != UNKNOWN]
+        if family and seen and len(text) - len(seen) <= 2 and min(seen) >= self.min_confidence:
+            self.counts[family] = self.counts.get(family, 0) + 1
+
+    @property
+    def region(self) -> str | None:
+        total = sum(self.counts.values())
+        if total < self.min_reads:
+            return None
+        family, n = max(self.counts.items(), key=lambda kv: kv[1])
+        return family if n >= self.min_share * total else None
+
+    def priors(self) -> dict[str, float] | None:
+        region = self.region
+        if region is None:
+            return None
+        out = {name: g.prior * (1.0 if _FAMILY_OF.get(name) == region else self.others) for name, g in GRAMMARS.items()}
+        out[""] = NO_GRAMMAR_PRIOR * self.others
+        for name in FAMILIES[region]:
+            out[name] = max(out[name], 1.0)
+        return out

@@ -1,0 +1,522 @@
+"""Reading licence plates with PP-OCRv6 (rapidocr's bundled ONNX models), no rapidocr code.
+
+``rapidocr==3.10.0`` ships ``PP-OCRv6_det_small.onnx`` (text-line finding, DB) and
+``PP-OCRv6_rec_small.onnx`` (line recognition, CTC over 18,708 characters: Latin, digits,
+CJK...). Both run through :class:`~safecity.vision.runtime.InferenceModel`. The CTC output
+is decoded here, so each character keeps its own confidence, its position along the line
+and the model's probabilities for the look-alikes a grammar may ask for
+(:mod:`safecity.plates.grammar` picks the reading).
+
+A plate crop is read three ways and the best grammar-consistent reading wins:
+
+- the whole crop as one line (tight crops: most European and Chinese plates);
+- the main text row found by the line finder: the tallest characters, so the state name,
+  slogans and frame dealer text of US plates fall away;
+- for two-line plates (stacked rows of comparable height, e.g. Chinese rear plates,
+  motorcycles), the upper row then the lower row, joined.
+
+Positions inside a line where characters are expected but none could be read (a gap of at
+least one character's width: dirt, a bolt, an anonymising box) are offered to the grammar
+as unknown characters ``?``; they are only used where a grammar needs them, and they lower
+the reading's confidence.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import math
+import threading
+from dataclasses import dataclass, field
+from functools import lru_cache
+from pathlib import Path
+from typing import Sequence
+
+import cv2
+import numpy as np
+
+from safecity.plates.grammar import CN_PROVINCES, CN_SUFFIXES, Reading, best_reading, normalise_char
+from safecity.vision.runtime import InferenceModel
+
+REC_HEIGHT = 48
+REC_STRIDE = 8  # the recogniser emits one time step per 8 input pixels
+DET_HEIGHT = 96
+CN_PLATE_CHARS = set(CN_PROVINCES + CN_SUFFIXES)
+
+
+# --------------------------------------------------------------------------------------
+# The packaged models
+
+
+def rapidocr_model(kind: str) -> Path:
+    """``PP-OCRv6_{det,rec}_small.onnx`` inside the installed rapidocr package (found
+    without importing rapidocr, whose own dependencies safecity does not need)."""
+    spec = importlib.util.find_spec("rapidocr")
+    if spec is None or not spec.submodule_search_locations:
+        raise FileNotFoundError("the plate reader's models come from rapidocr: pip install --no-deps rapidocr==3.10.0")
+    path = Path(list(spec.submodule_search_locations)[0]) / "models" / f"PP-OCRv6_{kind}_small.onnx"
+    if not path.is_file():
+        raise FileNotFoundError(f"rapidocr is installed but has no {path.name} at {path.parent}")
+    return path
+
+
+@lru_cache(maxsize=4)
+def charset(model: Path) -> tuple[str, ...]:
+    """The recogniser's classes: blank, the characters in its metadata, then space."""
+    import onnx
+
+    meta = {p.key: p.value for p in onnx.load(str(model), load_external_data=False).metadata_props}
+    if "character" not in meta:
+        raise ValueError(f"{model.name} carries no character list in its metadata")
+    return ("",) + tuple(meta["character"].splitlines()) + (" ",)
+
+
+# --------------------------------------------------------------------------------------
+# CTC decoding with per-character confidences
+
+
+@dataclass(slots=True)
+class CharRead:
+    """One character of a decoded line: the model's best character, its confidence, the
+    time steps it covers, and the model's probability for other plate characters there."""
+
+    char: str
+    confidence: float
+    start: int
+    end: int
+    alternatives: dict[str, float] = field(default_factory=dict)
+    centre: float = -1.0  # probability-weighted position, in time steps
+
+    def __post_init__(self) -> None:
+        if self.centre < 0:
+            self.centre = (self.start + self.end) / 2
+
+
+@dataclass(slots=True)
+class LineRead:
+    chars: list[CharRead]
+    steps: int  # time steps covering the line image (batch padding excluded)
+    spaces: list[int] = field(default_factory=list)  # time steps where the model saw a space
+    start: float = 0.0  # where the line's own pixels begin and end, in time steps
+    end: float = -1.0  # (a border added for reading lies outside)
+    height: float = REC_HEIGHT / REC_STRIDE  # the line's own height, in time steps
+
+    def __post_init__(self) -> None:
+        if self.end < 0:
+            self.end = float(self.steps)
+
+    @property
+    def text(self) -> str:
+        return "".join(c.char for c in self.chars)
+
+
+class _PlateClasses:
+    """Which recogniser classes can be plate characters (Latin letters and digits, in any
+    form that folds to them, and the characters of Chinese plates), and the space class.
+    Alternatives are only looked for among these."""
+
+    def __init__(self, classes: Sequence[str]) -> None:
+        index = [i for i, c in enumerate(classes) if c and normalise_char(c) and (c.isascii() or not _is_cjk(c)
+                                                                                   or c in CN_PLATE_CHARS)]
+        self.index = np.array(index, np.int64)
+        self.space = len(classes) - 1
+
+
+def _is_cjk(c: str) -> bool:
+    return "\u4e00" <= c <= "\u9fff"
+
+
+def decode_ctc(probs: np.ndarray, classes: Sequence[str], plate_classes: _PlateClasses | None = None,
+               steps: int | None = None, top: int = 6) -> LineRead:
+    """Greedy CTC decoding of one line (``probs``: T x C, softmax outputs).
+
+    Runs of the same class collapse to one character; blanks separate repeats. A
+    character's confidence is its highest probability over its run; ``alternatives``
+    holds, for up to ``top`` other plate characters, their highest probability over the
+    same run. Characters that are not plate characters (punctuation, separators) are
+    dropped; spaces are kept as positions.
+    """
+    steps = probs.shape[0] if steps is None else min(steps, probs.shape[0])
+    probs = probs[:steps]
+    plate_classes = plate_classes or _PlateClasses(classes)
+    best = probs.argmax(1)
+    chars: list[CharRead] = []
+    spaces: list[int] = []
+    t = 0
+    while t < steps:
+        k = int(best[t])
+        end = t
+        while end + 1 < steps and best[end + 1] == k:
+            end += 1
+        if k == plate_classes.space:
+            spaces.extend(range(t, end + 1))
+        elif k != 0:
+            char = normalise_char(classes[k])
+            if char:
+                run = probs[t : end + 1]
+                peak = run.max(0)
+                conf = float(peak[k])
+                alts: dict[str, float] = {}
+                sub = peak[plate_classes.index]
+                cand = plate_classes.index[np.argpartition(-sub, top)[: top + 1]] if len(sub) > top + 1 else plate_classes.index
+                for j in cand:
+                    name = normalise_char(classes[int(j)])
+                    if name and name != char:
+                        alts[name] = max(alts.get(name, 0.0), float(peak[j]))
+                lo, hi = max(0, t - 1), min(steps, end + 2)
+                weights = probs[lo:hi, k]
+                centre = float((np.arange(lo, hi) * weights).sum() / max(weights.sum(), 1e-9))
+                chars.append(CharRead(char, conf, t, end, alts, centre))
+        t = end + 1
+    return LineRead(chars, steps, spaces)
+
+
+# --------------------------------------------------------------------------------------
+# The models
+
+
+def _pad(image: np.ndarray) -> tuple[np.ndarray, float, float, float]:
+    """A border (repeated edge pixels) around a line: characters touching the image edge
+    are read far more reliably with some room. Returns the image, the share of its width
+    before and after the original pixels, and the original's share of its height."""
+    h, w = image.shape[:2]
+    py, px = max(1, h // 6), max(1, h // 3)
+    padded = cv2.copyMakeBorder(image, py, py, px, px, cv2.BORDER_REPLICATE)
+    total = w + 2 * px
+    return padded, px / total, (px + w) / total, h / (h + 2 * py)
+
+
+def _rec_input(image: np.ndarray, stretch: float = 1.0) -> np.ndarray:
+    h, w = image.shape[:2]
+    width = max(REC_STRIDE * 2, int(math.ceil(REC_HEIGHT * w / max(h, 1) * stretch)))
+    resized = cv2.resize(image, (width, REC_HEIGHT), interpolation=cv2.INTER_LINEAR if h < REC_HEIGHT else cv2.INTER_AREA)
+    if resized.ndim == 2:
+        resized = cv2.cvtColor(resized, cv2.COLOR_GRAY2BGR)
+    return resized.astype(np.float32).transpose(2, 0, 1) / 127.5 - 1.0
+
+
+class TextRecogniser:
+    """PP-OCRv6 line recognition: BGR line images in, :class:`LineRead` out."""
+
+    def __init__(self, backend: str = "auto", threads: int | None = None, model: str | Path | None = None,
+                 stretch: float = 1.0, pad: bool = True) -> None:
+        path = Path(model) if model else rapidocr_model("rec")
+        self.model = InferenceModel(path, backend=backend, threads=threads)
+        self.classes = charset(path)
+        self.plate_classes = _PlateClasses(self.classes)
+        self.stretch = stretch
+        self.pad = pad
+
+    def probabilities(self, images: Sequence[np.ndarray]) -> list[tuple[np.ndarray, int]]:
+        """Per image: the T x C softmax output and how many steps the image covers."""
+        if not images:
+            return []
+        blobs = [_rec_input(im, self.stretch) for im in images]
+        width = max(b.shape[2] for b in blobs)
+        batch = np.zeros((len(blobs), 3, REC_HEIGHT, width), np.float32)
+        for i, b in enumerate(blobs):
+            batch[i, :, :, : b.shape[2]] = b
+        out = self.model(batch)[0]
+        return [(out[i], int(math.ceil(b.shape[2] / REC_STRIDE))) for i, b in enumerate(blobs)]
+
+    def read(self, images: Sequence[np.ndarray]) -> list[LineRead]:
+        bounds = [(0.0, 1.0, 1.0)] * len(images)
+        if self.pad:
+            padded = [_pad(im) for im in images]
+            images = [p[0] for p in padded]
+            bounds = [p[1:] for p in padded]
+        lines = []
+        for (probs, steps), (a, b, share) in zip(self.probabilities(images), bounds):
+            line = decode_ctc(probs, self.classes, self.plate_classes, steps)
+            line.start, line.end = a * steps, b * steps
+            line.height = share * REC_HEIGHT / REC_STRIDE
+            lines.append(line)
+        return lines
+
+
+@dataclass(slots=True)
+class TextLine:
+    """A text line found in a crop: a rotated rectangle (centre, size, angle as OpenCV's
+    ``minAreaRect``) in the crop's pixels, with the finder's mean score inside it."""
+
+    centre: tuple[float, float]
+    size: tuple[float, float]  # width along the text, height across it
+    angle: float
+    score: float
+
+    @property
+    def height(self) -> float:
+        return self.size[1]
+
+    @property
+    def width(self) -> float:
+        return self.size[0]
+
+    def corners(self) -> np.ndarray:
+        return cv2.boxPoints((self.centre, self.size, self.angle)).astype(np.float32)
+
+    def bounds(self) -> tuple[float, float, float, float]:
+        pts = self.corners()
+        return float(pts[:, 0].min()), float(pts[:, 1].min()), float(pts[:, 0].max()), float(pts[:, 1].max())
+
+
+class TextLineFinder:
+    """PP-OCRv6 DB text detection on a plate crop: finds its text lines."""
+
+    def __init__(self, backend: str = "auto", threads: int | None = None, model: str | Path | None = None,
+                 height: int = DET_HEIGHT, threshold: float = 0.3, box_threshold: float = 0.5,
+                 unclip: float = 1.6) -> None:
+        self.model = InferenceModel(Path(model) if model else rapidocr_model("det"), backend=backend, threads=threads)
+        self.height = height
+        self.threshold = threshold
+        self.box_threshold = box_threshold
+        self.unclip = unclip
+
+    def probability_map(self, crop: np.ndarray) -> tuple[np.ndarray, float, float]:
+        h, w = crop.shape[:2]
+        scale = self.height / h
+        width = int(min(max(32, round(w * scale / 32) * 32), 32 * 24))
+        resized = cv2.resize(crop, (width, self.height), interpolation=cv2.INTER_LINEAR)
+        blob = resized.astype(np.float32).transpose(2, 0, 1)[None] / 127.5 - 1.0
+        prob = self.model(blob)[0][0, 0]
+        return prob, w / width, h / self.height
+
+    def find(self, crop: np.ndarray) -> list[TextLine]:
+        prob, sx, sy = self.probability_map(crop)
+        mask = (prob > self.threshold).astype(np.uint8)
+        mask = cv2.dilate(mask, np.ones((2, 2), np.uint8))
+        n, labels, stats, _ = cv2.connectedComponentsWithStats(mask, connectivity=4)
+        lines: list[TextLine] = []
+        for k in range(1, n):
+            if stats[k, cv2.CC_STAT_AREA] < 6:
+                continue
+            ys, xs = np.nonzero(labels == k)
+            score = float(prob[ys, xs].mean())
+            if score < self.box_threshold:
+                continue
+            pts = np.stack([xs, ys], 1).astype(np.float32)
+            (cx, cy), (rw, rh), angle = cv2.minAreaRect(pts)
+            # OpenCV's angle convention: make width the longer side, along the text
+            if rw < rh:
+                rw, rh, angle = rh, rw, angle - 90 if angle > 0 else angle + 90
+            rw, rh = rw + 1, rh + 1
+            # DB shrinks text regions when training; grow them back (unclip)
+            d = rw * rh * self.unclip / (2 * (rw + rh))
+            rw, rh = rw + 2 * d, rh + 2 * d
+            # back to crop pixels (scales differ per axis; angles are small on plates)
+            rad = math.radians(angle)
+            w_c = math.hypot(rw * math.cos(rad) * sx, rw * math.sin(rad) * sy)
+            h_c = math.hypot(rh * math.sin(rad) * sx, rh * math.cos(rad) * sy)
+            angle_c = math.degrees(math.atan2(math.sin(rad) * sy, math.cos(rad) * sx))
+            lines.append(TextLine(((cx + 0.5) * sx, (cy + 0.5) * sy), (w_c, h_c), angle_c, score))
+        return lines
+
+
+def warp_line(crop: np.ndarray, line: TextLine) -> np.ndarray:
+    """The upright image of one (possibly tilted) text line."""
+    w, h = max(2, int(round(line.width))), max(2, int(round(line.height)))
+    src = line.corners()
+    # boxPoints order: bottom-left, top-left, top-right, bottom-right for our angle range
+    order = np.argsort(src[:, 0] + 1e-3 * src[:, 1])
+    left, right = src[order[:2]], src[order[2:]]
+    tl, bl = left[np.argsort(left[:, 1])]
+    tr, br = right[np.argsort(right[:, 1])]
+    dst = np.array([[0, 0], [w, 0], [w, h], [0, h]], np.float32)
+    matrix = cv2.getPerspectiveTransform(np.array([tl, tr, br, bl], np.float32), dst)
+    return cv2.warpPerspective(crop, matrix, (w, h), flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
+
+
+# --------------------------------------------------------------------------------------
+# Plate reading
+
+
+@dataclass(slots=True)
+class PlateRead:
+    """What was read on one plate. ``text`` is empty when the plate was unreadable."""
+
+    text: str
+    confidence: float
+    char_confidences: list[float]
+    raw: str = ""
+    grammar: str | None = None
+    layout: str = ""  # "crop", "row" or "two-row": which view of the crop gave the reading
+    views: list[tuple[str, list[LineRead]]] = field(default_factory=list, repr=False)  # for rescoring
+
+    @property
+    def readable(self) -> bool:
+        return bool(self.text)
+
+
+def _rows(lines: list[TextLine]) -> list[list[TextLine]]:
+    """Group line boxes into rows (boxes whose vertical extents overlap by half)."""
+    rows: list[list[TextLine]] = []
+    for line in sorted(lines, key=lambda l: l.centre[1]):
+        for row in rows:
+            ref = max(row, key=lambda l: l.height)
+            _, y0, _, y1 = ref.bounds()
+            _, b0, _, b1 = line.bounds()
+            overlap = min(y1, b1) - max(y0, b0)
+            if overlap > 0.5 * min(y1 - y0, b1 - b0):
+                row.append(line)
+                break
+        else:
+            rows.append([line])
+    return rows
+
+
+def _row_image(crop: np.ndarray, row: list[TextLine]) -> np.ndarray:
+    if len(row) == 1:
+        return warp_line(crop, row[0])
+    pts = np.concatenate([l.corners() for l in row])
+    merged = cv2.minAreaRect(pts)
+    (cx, cy), (rw, rh), angle = merged
+    if rw < rh:
+        rw, rh, angle = rh, rw, angle - 90 if angle > 0 else angle + 90
+    return warp_line(crop, TextLine((cx, cy), (rw, rh), angle, 1.0))
+
+
+class PlateReader:
+    """Reads plate crops (BGR). ``grammars``: names from :mod:`safecity.plates.grammar`
+    to accept (default: all); a deployment that knows its country should narrow them."""
+
+    def __init__(self, backend: str = "auto", threads: int | None = None, grammars: Sequence[str] | None = None,
+                 find_lines: bool = True, tight_crop_only: bool = False) -> None:
+        self.tight_crop_only = tight_crop_only
+        self.recogniser = TextRecogniser(backend=backend, threads=threads)
+        self.finder = TextLineFinder(backend=backend, threads=threads) if find_lines else None
+        self.grammars = list(grammars) if grammars else None
+        self.priors: dict[str, float] | None = None  # e.g. from a RegionPrior
+        self._lock = threading.Lock()
+
+    def views(self, crop: np.ndarray) -> list[tuple[str, list[np.ndarray]]]:
+        """The ways of reading this crop: (layout, line images to read and join)."""
+        views: list[tuple[str, list[np.ndarray]]] = [("crop", [crop])]
+        if self.finder is None or min(crop.shape[:2]) < 4:
+            return views
+        lines = self.finder.find(crop)
+        if not lines:
+            return views
+        tallest = max(l.height for l in lines)
+        # plate characters are the largest text on a plate; drop small print
+        big = [l for l in lines if l.height >= 0.5 * tallest]
+        rows = _rows(big)
+        main = max(rows, key=lambda r: max(l.height for l in r) * sum(l.width for l in r))
+        x0, y0, x1, y1 = np.array([l.bounds() for l in main]).T
+        h, w = crop.shape[:2]
+        tight = len(rows) == 1 and (x1.max() - x0.min()) >= 0.75 * w and (y1.max() - y0.min()) >= 0.6 * h
+        if tight and self.tight_crop_only:
+            # the crop is the plate: reading it whole keeps the plate's own edges
+            return views
+        views.append(("row", [_row_image(crop, main)]))
+        if len(rows) >= 2:
+            rows.sort(key=lambda r: np.mean([l.centre[1] for l in r]))
+            for upper, lower in zip(rows, rows[1:]):
+                hu = max(l.height for l in upper)
+                hl = max(l.height for l in lower)
+                if min(hu, hl) >= 0.45 * max(hu, hl):
+                    views.append(("two-row", [_row_image(crop, upper), _row_image(crop, lower)]))
+        return views
+
+    def read(self, crop: np.ndarray) -> PlateRead:
+        return self.read_many([crop])[0]
+
+    def read_many(self, crops: Sequence[np.ndarray]) -> list[PlateRead]:
+        plans = [self.views(c) if c.size else [] for c in crops]
+        images = [im for plan in plans for _, ims in plan for im in ims]
+        lines = self.recogniser.read(images)
+        results: list[PlateRead] = []
+        k = 0
+        for plan in plans:
+            views: list[tuple[str, list[LineRead]]] = []
+            for layout, ims in plan:
+                views.append((layout, lines[k : k + len(ims)]))
+                k += len(ims)
+            results.append(self.rescore(views))
+        return results
+
+    def rescore(self, views: list[tuple[str, list[LineRead]]], priors: dict[str, float] | None = None) -> PlateRead:
+        """The best reading of already-recognised views (with other priors, say)."""
+        priors = priors if priors is not None else self.priors
+        candidates: list[tuple[str, Reading]] = []
+        for layout, reads in views:
+            reading = best_reading(reads, self.grammars, priors)
+            if reading is not None:
+                candidates.append((layout, reading))
+        result = self._choose(candidates)
+        result.views = views
+        return result
+
+    @staticmethod
+    def _choose(candidates: list[tuple[str, Reading]]) -> PlateRead:
+        if not candidates:
+            return PlateRead("", 0.0, [], "")
+        layout, best = max(candidates, key=lambda c: c[1].score)
+        if not best.text:
+            return PlateRead("", 0.0, [], best.raw, None, layout)
+        return PlateRead(best.text, best.confidence, best.char_confidences, best.raw, best.grammar, layout)
+
+
+__all__ = [
+    "CharRead",
+    "LineRead",
+    "PlateRead",
+    "PlateReader",
+    "TextLine",
+    "TextLineFinder",
+    "TextRecogniser",
+    "decode_ctc",
+    "rapidocr_model",
+]
+
+
+# --------------------------------------------------------------------------------------
+# Find and read
+
+
+class PlateRecognizer:
+    """Finds and reads plates in a BGR frame: a :class:`~safecity.vision.detector.Detector`
+    (``class_name`` "plate") whose detections carry ``data["text"]`` (empty when the
+    plate could not be read), ``data["text_confidence"]`` and ``data["grammar"]``."""
+
+    name = "plates"
+
+    def __init__(self, detector=None, reader: PlateReader | None = None, backend: str = "auto",
+                 threads: int | None = None, size: int = 800, margin: float = 0.04, min_height: int = 6) -> None:
+        from safecity.plates.detect import PlateDetector
+
+        self.detector = detector or PlateDetector(size=size, backend=backend, threads=threads)
+        self.reader = reader or PlateReader(backend=backend, threads=threads)
+        self.margin = margin
+        self.min_height = min_height
+
+    def crops(self, image: np.ndarray, xyxy: np.ndarray) -> list[np.ndarray]:
+        h, w = image.shape[:2]
+        out = []
+        for x0, y0, x1, y1 in xyxy:
+            mx, my = (x1 - x0) * self.margin, (y1 - y0) * self.margin
+            a, b = int(max(0, x0 - mx)), int(max(0, y0 - my))
+            c, d = int(min(w, x1 + mx + 1)), int(min(h, y1 + my + 1))
+            out.append(image[b:d, a:c])
+        return out
+
+    def recognise(self, image: np.ndarray):
+        """Detections (with text columns) and the full :class:`PlateRead` per plate."""
+        from safecity.records import Detections
+
+        found = self.detector.detect(image)
+        crops = self.crops(image, found.xyxy)
+        readable = [i for i, c in enumerate(crops) if c.shape[0] >= self.min_height and c.shape[1] >= self.min_height]
+        reads = [PlateRead("", 0.0, []) for _ in crops]
+        for i, r in zip(readable, self.reader.read_many([crops[i] for i in readable])):
+            reads[i] = r
+        detections = Detections.from_boxes(
+            found.xyxy,
+            found.confidence,
+            "plate",
+            text=np.array([r.text for r in reads], dtype=object),
+            text_confidence=np.array([r.confidence for r in reads], dtype=np.float32),
+            grammar=np.array([r.grammar or "" for r in reads], dtype=object),
+        )
+        return detections, reads
+
+    def detect(self, image: np.ndarray):
+        return self.recognise(image)[0]

@@ -1,0 +1,138 @@
+"""Plate grammars: normalisation, formats, look-alike fixes only where a format demands."""
+
+import pytest
+
+from safecity.plates.grammar import (
+    GRAMMARS,
+    Candidate,
+    CharChoice,
+    RegionPrior,
+    best_reading,
+    compile_pattern,
+    line_candidates,
+    matches,
+    normalise_char,
+    normalise_text,
+    score_candidates,
+)
+from safecity.plates.read import CharRead, LineRead
+
+
+def chars(text, conf=0.99, alts=None):
+    alts = alts or {}
+    return [CharChoice(c, conf, dict(alts.get(i, {}))) for i, c in enumerate(text)]
+
+
+def read(text, grammars=None, conf=0.99, alts=None, priors=None):
+    r = score_candidates([Candidate(chars(text, conf, alts))], grammars, priors)
+    return r.text if r else None
+
+
+def test_normalisation():
+    assert normalise_text("ab-12 3.4·x") == "AB1234X"
+    assert normalise_text("ＡＢ１２") == "AB12"  # full-width forms
+    assert normalise_text("mü 1") == "MU1"
+    assert normalise_text("皖A·12345") == "皖A12345"
+    assert normalise_text("12?4") == "12?4"
+    assert normalise_char("-") == "" and normalise_char("ß") == ""
+
+
+@pytest.mark.parametrize(
+    "text, grammar, ok",
+    [
+        ("1234BCD", "es", True),
+        ("1234BCA", "es", False),  # vowels are not used
+        ("1234QCD", "es", False),
+        ("M1234AB", "es-old", True),
+        ("VA58A1B", "es-old", False),  # letters inside the number: no
+        ("ZZ1234AB", "es-old", False),  # ZZ is no province
+        ("BA123AB", "sk", True),
+        ("XX123AB", "sk", False),
+        ("1B80338", "cz", True),
+        ("BMW1234", "de", True),
+        ("WOBVW1E", "de", True),
+        ("ABC1234", "br", True),
+        ("ABC1D23", "br-mercosur", True),
+        ("皖A12345", "cn", True),
+        ("皖AI2345", "cn", False),  # no I or O on Chinese plates
+        ("皖AD12345", "cn", True),  # new-energy: 6 after the letter
+        ("7ABC123", "us", True),
+        ("ABC1234", "us", True),
+        ("12?4BCD", "es", True),  # an unseen character fits any class
+    ],
+)
+def test_formats(text, grammar, ok):
+    assert matches(text, grammar) is ok
+
+
+def test_every_pattern_compiles():
+    for g in GRAMMARS.values():
+        for p in g.patterns:
+            assert compile_pattern(p), p
+
+
+def test_lookalike_fixed_where_the_format_demands_it():
+    # a Spanish plate read with O for 0: the format wants a digit there
+    assert read("12O4BCD", ["es"]) == "1204BCD"
+    assert read("I234BCD", ["es"]) == "1234BCD"
+    assert read("1234BC8", ["es"]) == "1234BCB"
+    # a Slovak district code read with a digit: letters demanded
+    assert read("8A123AB", ["sk"]) == "BA123AB"
+    # Chinese plates have no O: 0 it is
+    assert read("皖AO1234", ["cn"]) == "皖A01234"
+
+
+def test_nothing_is_changed_where_no_format_demands_it():
+    # a vanity text fits only the generic grammar: O stays O
+    assert read("HELLO") == "HELLO"
+    assert read("OHIO1") == "OHIO1"
+    # a confident read that fits a format as read is not altered
+    assert read("1234BCD") == "1234BCD"
+
+
+def test_model_alternatives_are_used_before_fixed_lookalikes():
+    # the model gave 'Q' some probability where a letter... and '0' where a digit is needed
+    alts = {2: {"0": 0.4, "Q": 0.05}}
+    r = score_candidates([Candidate(chars("12O4BCD", 0.55, alts))], ["es"])
+    assert r.text == "1204BCD"
+    assert r.char_confidences[2] == pytest.approx(0.4)  # the model's own probability
+
+
+def test_unknowns_only_where_a_format_needs_them():
+    line = LineRead(
+        [CharRead(c, 0.99, i * 3, i * 3, {}, float(i * 3 + (3 if i >= 2 else 0)))
+         for i, c in enumerate("124BCD")],
+        steps=20,
+    )
+    line.height = 6.0
+    cands = line_candidates(line)
+    assert any(c.raw == "12?4BCD" for c in cands)
+    assert best_reading([line], ["es"]).text == "12?4BCD"
+    # the generic grammar never takes unknowns: without a format it reads what it saw
+    assert best_reading([line], ["generic"]).text == "124BCD"
+
+
+def test_a_country_code_at_the_edge_can_be_dropped():
+    # 'SK' in the EU band read as one letter before a Slovak plate
+    r = best_reading([LineRead([CharRead(c, 0.99, i, i) for i, c in enumerate("SBA123AB")], steps=9)], ["sk"])
+    assert r.text == "BA123AB"
+
+
+def test_region_prior_learns_from_confident_reads_only():
+    prior = RegionPrior(min_reads=5)
+    for _ in range(4):
+        prior.observe("es", "1234BCD", [0.99] * 7)
+    prior.observe("us", "7ABC123", [0.5] * 7)  # too unsure to count
+    assert prior.region is None
+    prior.observe("es-old", "M1234AB", [0.95] * 7)
+    assert prior.region == "es"
+    priors = prior.priors()
+    assert priors["es"] >= 1.0 and priors["es-old"] >= 1.0
+    assert priors["us"] < GRAMMARS["us"].prior and priors["generic"] < GRAMMARS["generic"].prior
+    # with the region known, an ambiguous reading resolves to the local format
+    assert read("1234BC0", priors=priors) in ("1234BCD", "1234BC0")
+
+
+def test_unknown_grammar_name_is_an_error():
+    with pytest.raises(ValueError, match="unknown plate grammar"):
+        read("1234BCD", ["xx"])
