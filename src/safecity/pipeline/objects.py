@@ -28,6 +28,8 @@ from safecity.vision.motion import Motion
 from safecity.vision.shared import shared
 
 OBJECT_CLASSES = ("person", "bicycle", "car", "motorcycle", "bus", "truck")
+FAMILY = {"person": "person", "bicycle": "two-wheeler", "motorcycle": "two-wheeler", "car": "vehicle",
+          "bus": "vehicle", "truck": "vehicle"}
 
 
 def _object_detector():
@@ -48,6 +50,7 @@ class _Seen:
     snapshot: np.ndarray | None = None
     confidence: float = 0.0
     frames: int = 0
+    classes: Counter[str] = field(default_factory=Counter)
     published: bool = False
     zones: set[str] = field(default_factory=set)
 
@@ -62,7 +65,11 @@ class ObjectEvents(Analyser):
         self.min_seconds = thresholds.event_min_seconds
         self.interval = thresholds.count_interval_seconds
         self.detector = detector or shared("objects", _object_detector)
-        self.tracker = ByteTracker(track_buffer=max(1.0, 3.0 / camera.fps))
+        # NanoDet scores real objects from 0.4 up at CCTV angles; ByteTrack's defaults
+        # (0.5 / 0.6) assume a stronger detector and left cars seen from above untracked
+        self.tracker = ByteTracker(
+            high_threshold=0.4, new_track_threshold=0.45, low_threshold=0.2, track_buffer=max(1.0, 3.0 / camera.fps)
+        )
         self.analytics = CameraAnalytics(camera)
         self._tracks: dict[int, _Seen] = {}
         self._window_start: float | None = None
@@ -78,6 +85,10 @@ class ObjectEvents(Analyser):
         if motion.active or self._tracks:
             detections = self.detector.detect(frame.image)
             detections = detections[np.isin(detections.class_name.astype(str), OBJECT_CLASSES)]
+            # track families, not classes: a detector often calls one van car, truck and
+            # bus on successive frames, which must not split it into three tracks
+            detections.data["class"] = detections.class_name.copy()
+            detections.class_name = np.array([FAMILY[str(c)] for c in detections.class_name], dtype=object)
             tracked = self.tracker.update(detections, frame.ts)
             self._last = tracked
             events += self._follow(tracked, frame)
@@ -123,6 +134,7 @@ class ObjectEvents(Analyser):
             seen.last_ts = frame.ts
             seen.frames += 1
             seen.confidence = max(seen.confidence, confidence)
+            seen.classes[str(tracked.data["class"][i])] += 1
             # the best view: large and confidently detected, not cut by the frame edge
             area = (box[2] - box[0]) * (box[3] - box[1])
             edge = box[0] <= 1 or box[1] <= 1 or box[2] >= frame.width - 1 or box[3] >= frame.height - 1
@@ -147,12 +159,12 @@ class ObjectEvents(Analyser):
         return Event(
             camera=self.camera.name,
             type="object",
-            label=seen.class_name,
+            label=seen.classes.most_common(1)[0][0] if seen.classes else seen.class_name,
             start_ts=seen.first_ts,
             end_ts=seen.last_ts if final else None,
             score=round(seen.confidence, 3),
             box=seen.box,
-            attributes={"track_id": tid, "frames": seen.frames, "zones": sorted(seen.zones)},
+            attributes={"track_id": tid, "family": seen.class_name, "frames": seen.frames, "zones": sorted(seen.zones)},
             snapshot=seen.snapshot,
             key=event_key(self.camera.name, "object", seen.first_ts, f"{seen.class_name}#{tid}"),
         )
