@@ -30,6 +30,9 @@ db_app = typer.Typer(help="Database schema.", no_args_is_help=True)
 watchlist_app = typer.Typer(
     help="Governed watchlists (faces) and plate lists. Every change is audited.", no_args_is_help=True
 )
+incident_app = typer.Typer(
+    help="Incidents: the only scope in which cross-camera search runs (audited, expiring).", no_args_is_help=True
+)
 retention_app = typer.Typer(help="Retention limits: delete what is past its keeping period.", no_args_is_help=True)
 bench_app = typer.Typer(help="Throughput and latency benchmarks (print a summary, write JSON).", no_args_is_help=True)
 eval_app = typer.Typer(help="Accuracy on a labelled data set (formats: docs/evaluation.md).", no_args_is_help=True)
@@ -40,8 +43,12 @@ app.add_typer(eval_app, name="eval")
 app.add_typer(bench_app, name="bench")
 app.add_typer(watchlist_app, name="watchlist")
 app.add_typer(retention_app, name="retention")
+app.add_typer(incident_app, name="incident")
 user_app = typer.Typer(help="Console and API users, their roles and passwords. Every change is audited.", no_args_is_help=True)
 app.add_typer(user_app, name="user")
+from safecity.terminal.cli import terminal_app  # noqa: E402  (typer commands; heavy imports stay lazy)
+
+app.add_typer(terminal_app, name="terminal")
 
 # piped output (logs, scripts, grep) gets wide lines instead of cells cut to 80 columns
 console = Console(width=None if sys.stdout.isatty() else 200)
@@ -381,6 +388,62 @@ def retention_run(
         table.add_row(f"{event_type} events", str(count), report.cutoffs[event_type])
     table.add_row("media of events without an alert", str(report.media_files), report.cutoffs["media"])
     console.print(table)
+
+
+@incident_app.command("open")
+def incident_open(
+    title: str = typer.Argument(..., help="What happened."),
+    reason: str = typer.Option(..., "--reason", help="Why a search is needed: recorded in the audit log."),
+    days: float = typer.Option(7, help="The incident and its results expire after this many days (max 30)."),
+    config_path: Optional[Path] = ConfigOption,
+    store_url: Optional[str] = StoreOption,
+) -> None:
+    """Open an incident."""
+    from safecity.governance.incidents import IncidentService
+
+    store = open_store(load(config_path, store_url))
+    incident = _governed(lambda: IncidentService(store, local_actor_name()).open(title, reason, days))
+    store.close()
+    console.print(f"incident {incident} open for {days:g} days")
+
+
+@incident_app.command("search")
+def incident_search(
+    incident: int = typer.Argument(..., help="Open incident id."),
+    event: int = typer.Option(..., "--event", help="Object event (a tracked person or vehicle) to follow."),
+    reason: str = typer.Option(..., "--reason", help="Why: recorded in the audit log."),
+    window: float = typer.Option(30, help="Minutes before and after the event to look in."),
+    config_path: Optional[Path] = ConfigOption,
+    store_url: Optional[str] = StoreOption,
+) -> None:
+    """Find likely reappearances of a tracked person or vehicle on other cameras (by clothing/colour)."""
+    from safecity.governance.incidents import IncidentService
+
+    store = open_store(load(config_path, store_url))
+    found = _governed(lambda: IncidentService(store, local_actor_name()).search(incident, event, reason, window))
+    store.close()
+    table = Table(title=f"incident {incident}: {len(found)} likely reappearances of event {event}")
+    for column in ("event", "camera", "label", "time", "similarity"):
+        table.add_column(column)
+    for r in found:
+        table.add_row(str(r.event_id), r.camera, r.label or "", f"{r.start_time:%Y-%m-%d %H:%M:%S}", f"{r.score:.3f}")
+    console.print(table)
+
+
+@incident_app.command("close")
+def incident_close(
+    incident: int = typer.Argument(..., help="Incident id."),
+    reason: str = typer.Option(..., "--reason", help="Why: recorded in the audit log."),
+    config_path: Optional[Path] = ConfigOption,
+    store_url: Optional[str] = StoreOption,
+) -> None:
+    """Close an incident; its search results are deleted."""
+    from safecity.governance.incidents import IncidentService
+
+    store = open_store(load(config_path, store_url))
+    deleted = _governed(lambda: IncidentService(store, local_actor_name()).close(incident, reason))
+    store.close()
+    console.print(f"incident {incident} closed, {deleted} search results deleted")
 
 
 def local_actor_name() -> str:

@@ -28,3 +28,27 @@ def truncate(source: Path, target: Path, keep: float) -> Path:
     data = source.read_bytes()
     target.write_bytes(data[: int(len(data) * keep)])
     return target
+
+
+def restyle_clip(source: Path, target: Path, seconds: float, gain: float = 0.8, gamma: float = 1.3,
+                 mirror: bool = True) -> Path:
+    """Re-encode the first ``seconds`` as if seen by another camera: exposure, gamma, mirrored."""
+    import numpy as np
+
+    table = (np.clip(((np.arange(256) / 255.0) ** gamma) * 255 * gain, 0, 255)).astype(np.uint8)
+    with av.open(str(source)) as src, av.open(str(target), "w") as dst:
+        in_stream = src.streams.video[0]
+        out = dst.add_stream("libx264", rate=in_stream.average_rate)
+        out.width, out.height, out.pix_fmt = in_stream.width, in_stream.height, "yuv420p"
+        for frame in src.decode(in_stream):
+            if frame.time is not None and frame.time >= seconds:
+                break
+            image = table[frame.to_ndarray(format="bgr24")]
+            if mirror:
+                image = image[:, ::-1]
+            new = av.VideoFrame.from_ndarray(np.ascontiguousarray(image), format="bgr24")
+            for packet in out.encode(new):
+                dst.mux(packet)
+        for packet in out.encode():
+            dst.mux(packet)
+    return target

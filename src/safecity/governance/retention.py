@@ -44,6 +44,7 @@ class RetentionReport:
     dry_run: bool
     events_by_type: dict[str, int] = field(default_factory=dict)
     media_files: int = 0
+    incident_results: int = 0  # cross-camera search results of ended incidents (audited on their own)
     cutoffs: dict[str, str] = field(default_factory=dict)
 
     @property
@@ -71,6 +72,10 @@ class RetentionJob:
         media_cutoff = now - timedelta(days=self.retention.media_days)
         report.cutoffs["media"] = media_cutoff.isoformat()
         report.media_files = self._expire_media(media_cutoff, dry_run)
+        if not dry_run:
+            from safecity.governance.incidents import IncidentService
+
+            report.incident_results = IncidentService(self.store, self.actor).purge_expired()
         if report.total and not dry_run:
             AuditLog(self.store.engine).append(
                 self.actor,
