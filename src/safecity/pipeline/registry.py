@@ -6,6 +6,7 @@ Kept as import paths so that validating a config never imports a model runtime.
 ANALYSERS: dict[str, str] = {
     "motion": "safecity.pipeline.motion_events:MotionEvents",
     "objects": "safecity.pipeline.objects:ObjectEvents",
+    "faces": "safecity.pipeline.faces:FaceMatches",
 }
 
 
