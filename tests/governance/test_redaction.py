@@ -32,3 +32,33 @@ def test_image_without_faces_is_unchanged():
     image = np.random.default_rng(0).integers(0, 255, (240, 320, 3), dtype=np.uint8)
     redacted, count = FaceRedactor().redact(image)
     assert count == 0 and np.array_equal(image, redacted)
+
+
+def test_small_distant_faces_are_hidden_too(shared_data):
+    """A face too small for YuNet (as in a crowd far from the camera) is found by CenterFace."""
+    face = cv2.imread(str(shared_data / "faces" / "celeba" / "images" / "006155.jpg"))
+    small = cv2.resize(face, (face.shape[1] // 6, face.shape[0] // 6))  # ~14 px between the eyes
+    frame = np.full((432, 768, 3), 120, np.uint8)
+    frame[300 : 300 + small.shape[0], 600 : 600 + small.shape[1]] = small
+    only_yunet = FaceRedactor(small_faces=False, plates=False)
+    both = FaceRedactor(plates=False)
+    assert len(only_yunet.faces(frame)) == 0
+    assert len(both.faces(frame)) >= 1
+    redacted, count = both.redact(frame)
+    assert count >= 1 and not np.array_equal(redacted[300:340, 600:634], frame[300:340, 600:634])
+
+
+def test_plates_are_hidden_and_the_matched_subject_is_kept(shared_data):
+    import csv
+
+    root = shared_data / "plates" / "openalpr-eu"
+    with open(root / "labels.csv") as handle:
+        row = next(csv.DictReader(handle))
+    image = cv2.imread(str(root / row["image"]))
+    x, y, w, h = (int(float(row[k])) for k in ("x", "y", "w", "h"))
+    redactor = FaceRedactor(small_faces=False)
+    redacted, count = redactor.redact(image)
+    assert count >= 1 and not np.array_equal(redacted[y : y + h, x : x + w], image[y : y + h, x : x + w])
+    plate = redactor.plates(image)[0]
+    kept, _ = redactor.redact(image, keep=plate.tolist())  # a plate_match alert shows its plate
+    assert np.array_equal(kept[y : y + h, x : x + w], image[y : y + h, x : x + w])

@@ -19,7 +19,7 @@ from starlette.concurrency import run_in_threadpool
 
 from safecity.api.bus import POLL_SECONDS, EventTail
 from safecity.api.context import AppContext, required_reason, stated_reason
-from safecity.api.media import encode_jpeg, read_image, redacted_jpeg
+from safecity.api.media import encode_jpeg, matched_subject, read_image, redacted_jpeg
 from safecity.api.search import EventFilter, hourly_counts, search_events
 from safecity.events.models import EventRow
 from safecity.governance.users import Permission, Principal
@@ -165,7 +165,7 @@ def events_router(ctx: AppContext) -> APIRouter:
     def get_snapshot(event_id: int, request: Request, principal: Principal = Depends(view)) -> Response:
         """The event's snapshot with every face blurred. Viewing it is audited."""
         row = get_row(ctx, event_id)
-        data, faces = redacted_jpeg(snapshot_image(ctx, row))
+        data, faces = redacted_jpeg(snapshot_image(ctx, row), keep=matched_subject(row))
         details = {"file": row.snapshot, "redacted": True}
         ctx.audit.append(principal.actor, "media.view", "event", event_id, stated_reason(request), details)
         return Response(data, media_type="image/jpeg", headers={"X-Redacted-Faces": str(faces)})
@@ -174,7 +174,7 @@ def events_router(ctx: AppContext) -> APIRouter:
     def get_thumbnail(event_id: int, request: Request, principal: Principal = Depends(view)) -> Response:
         """A small copy of the snapshot, faces blurred, for result lists. Audited like a view."""
         row = get_row(ctx, event_id)
-        data, faces = redacted_jpeg(snapshot_image(ctx, row), width=320)
+        data, faces = redacted_jpeg(snapshot_image(ctx, row), width=320, keep=matched_subject(row))
         details = {"file": row.snapshot, "redacted": True, "thumbnail": True}
         ctx.audit.append(principal.actor, "media.view", "event", event_id, stated_reason(request), details)
         return Response(

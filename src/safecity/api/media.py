@@ -17,6 +17,7 @@ import cv2
 import numpy as np
 
 from safecity.governance.redaction import redact
+from safecity.records import ALERT_TYPES
 
 Overlay = tuple[tuple[float, float, float, float], str]
 LatestFrame = Callable[[str], Any]
@@ -45,9 +46,9 @@ def shrink(image: np.ndarray, width: int = THUMB_WIDTH) -> np.ndarray:
     return cv2.resize(image, (width, max(1, round(h * width / w))), interpolation=cv2.INTER_AREA)
 
 
-def redacted_jpeg(image: np.ndarray, width: int | None = None) -> tuple[bytes, int]:
-    """Faces pixelated (found at full resolution), then optionally shrunk; and how many faces."""
-    redacted, faces = redact(image)
+def redacted_jpeg(image: np.ndarray, width: int | None = None, keep=None) -> tuple[bytes, int]:
+    """Faces and plates pixelated (found at full resolution), but for ``keep``, then optionally shrunk."""
+    redacted, faces = redact(image, keep)
     if width is not None:
         redacted = shrink(redacted, width)
     return encode_jpeg(redacted, 80 if width else 85), faces
@@ -104,3 +105,8 @@ class TileCache:
         with self._lock:
             self._tiles[camera] = (now, data)
         return data
+
+
+def matched_subject(row) -> list[float] | None:
+    """The box left visible on an alert's snapshot: the face or plate that matched."""
+    return row.box if row.type in ALERT_TYPES and row.box else None
