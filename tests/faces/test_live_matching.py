@@ -11,7 +11,6 @@ from collections import defaultdict
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
-import av
 import cv2
 import numpy as np
 import pytest
@@ -23,6 +22,7 @@ from safecity.faces.enrol import FaceEnroller
 from safecity.governance.audit import AuditLog
 from safecity.governance.watchlists import EnrolmentError, Governance, WatchlistService
 from safecity.pipeline import faces as faces_module
+from tests.support.clips import slideshow
 
 
 def celeba(shared_data: Path) -> dict[str, list[Path]]:
@@ -32,25 +32,6 @@ def celeba(shared_data: Path) -> dict[str, list[Path]]:
         for row in csv.DictReader(handle):
             people[row["identity"]].append(root / row["image"])
     return {k: sorted(v) for k, v in sorted(people.items())}
-
-
-def slideshow(images: list[Path], target: Path, seconds_each: float = 1.5, fps: int = 10) -> Path:
-    """A 768x432 clip: each photo drifts slowly over a grey background (so there is motion)."""
-    with av.open(str(target), "w") as out:
-        stream = out.add_stream("libx264", rate=fps)
-        stream.width, stream.height, stream.pix_fmt = 768, 432, "yuv420p"
-        for path in images:
-            photo = cv2.imread(str(path))
-            photo = cv2.resize(photo, (int(photo.shape[1] * 300 / photo.shape[0]), 300))
-            for step in range(int(seconds_each * fps)):
-                frame = np.full((432, 768, 3), 90, np.uint8)
-                x, y = 200 + 3 * step, 60
-                frame[y : y + photo.shape[0], x : x + photo.shape[1]] = photo
-                for packet in stream.encode(av.VideoFrame.from_ndarray(frame, format="bgr24")):
-                    out.mux(packet)
-        for packet in stream.encode():
-            out.mux(packet)
-    return target
 
 
 def matchable(people: dict[str, list[Path]]) -> str:
@@ -81,7 +62,7 @@ def scene(shared_data, tmp_path_factory):
     others = [k for k, v in people.items() if k != enrolled][:6]
     folder = tmp_path_factory.mktemp("faces")
     shown = [people[enrolled][1], people[others[0]][0], people[enrolled][2], *(people[o][0] for o in others[1:])]
-    clip = slideshow(shown, folder / "camera.mp4")
+    clip = slideshow(shown, folder / "camera.mp4", fill=300 / 432)
     return people, enrolled, others, clip, folder
 
 

@@ -52,3 +52,33 @@ def restyle_clip(source: Path, target: Path, seconds: float, gain: float = 0.8, 
         for packet in out.encode():
             dst.mux(packet)
     return target
+
+
+def slideshow(images: list[Path], target: Path, size: tuple[int, int] = (768, 432), fill: float = 0.7,
+              seconds_each: float = 1.5, fps: int = 10) -> Path:
+    """A clip of still photos, each drifting slowly over a grey background (so there is motion).
+
+    Each photo is scaled to ``fill`` of the frame height (or width, whichever binds).
+    """
+    import cv2
+    import numpy as np
+
+    width, height = size
+    with av.open(str(target), "w") as out:
+        stream = out.add_stream("libx264", rate=fps)
+        stream.width, stream.height, stream.pix_fmt = width, height, "yuv420p"
+        steps = int(seconds_each * fps)
+        for path in images:
+            photo = cv2.imread(str(path))
+            scale = min(fill * height / photo.shape[0], (width - 3 * steps - 20) / photo.shape[1])
+            photo = cv2.resize(photo, (int(photo.shape[1] * scale), int(photo.shape[0] * scale)))
+            y = (height - photo.shape[0]) // 2
+            for step in range(steps):
+                frame = np.full((height, width, 3), 90, np.uint8)
+                x = 10 + 3 * step
+                frame[y : y + photo.shape[0], x : x + photo.shape[1]] = photo
+                for packet in stream.encode(av.VideoFrame.from_ndarray(frame, format="bgr24")):
+                    out.mux(packet)
+        for packet in stream.encode():
+            out.mux(packet)
+    return target

@@ -7,6 +7,7 @@ ANALYSERS: dict[str, str] = {
     "motion": "safecity.pipeline.motion_events:MotionEvents",
     "objects": "safecity.pipeline.objects:ObjectEvents",
     "faces": "safecity.pipeline.faces:FaceMatches",
+    "plates": "safecity.pipeline.plates:PlateEvents",
 }
 
 

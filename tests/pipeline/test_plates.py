@@ -1,0 +1,48 @@
+"""Plates on a camera: one read per vehicle pass, unreadable passes kept, listed plates alerted."""
+
+import csv
+from datetime import datetime, timedelta, timezone
+
+import pytest
+
+from safecity.config import parse_config
+from safecity.engines.offline import analyze_file
+from safecity.events.store import EventQuery, EventStore
+from safecity.governance.watchlists import Governance, WatchlistService
+from tests.support.clips import slideshow
+
+
+@pytest.mark.slow
+def test_each_pass_gives_one_read_and_a_listed_plate_an_alert(shared_data, tmp_path):
+    root = shared_data / "plates" / "openalpr-eu"
+    with open(root / "labels.csv") as handle:
+        rows = list(csv.DictReader(handle))[:4]
+    clip = slideshow([root / r["image"] for r in rows], tmp_path / "road.mp4", size=(1280, 720), fill=0.9,
+                     seconds_each=2.0)
+    store_url = f"sqlite:///{tmp_path / 'var' / 'safecity.db'}"
+    store = EventStore(store_url)
+    wanted = rows[1]["plate"]
+    author, supervisor = WatchlistService(store.engine, "op:alice"), WatchlistService(store.engine, "sup:bob")
+    author.create_list("stolen", "plate", reason="police feed")
+    entry = author.add_plate_entry("stolen", "stolen hatchback", wanted,
+                                   Governance("Police Act s.1", "recover stolen cars", "Insp. Doe",
+                                              datetime.now(timezone.utc) + timedelta(days=2)), "report 9")
+    supervisor.approve(entry, "checked the report")
+    config = parse_config({"store": {"url": store_url},
+                           "cameras": [{"name": "road", "source": str(clip), "fps": 5, "analysers": ["plates"]}]})
+    result = analyze_file(config.cameras[0], config, store)
+
+    reads = [e for e in result.events if e.type == "plate_read"]
+    # one event per pass, readable or not (a parked car might also show a second plate)
+    assert len(reads) >= len(rows)
+    texts = {e.attributes["plate"] for e in reads}
+    correct = sum(r["plate"] in texts for r in rows)
+    assert correct >= len(rows) - 1, (texts, [r["plate"] for r in rows])
+    assert all(e.snapshot is not None and e.box for e in reads)
+    assert all((e.label == "unreadable") == (not e.attributes["readable"]) for e in reads)
+    matches = [e for e in result.events if e.type == "plate_match"]
+    assert wanted in texts
+    assert [m.label for m in matches] == [wanted] and matches[0].attributes["entry_id"] == entry
+    rows_stored, total = store.search(EventQuery(type="plate_match"))
+    assert total == len(matches) and all(r.review_state == "pending" for r in rows_stored)
+    store.close()
