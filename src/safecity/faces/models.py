@@ -181,16 +181,26 @@ def folded_model(name: str, dynamic: dict[int, str] | None = None) -> Path:
 # --------------------------------------------------------------------------- detection
 
 
+def as_bgr(image: np.ndarray) -> np.ndarray:
+    """3-channel BGR from grey or BGRA input (frames and photos come in all three)."""
+    if image.ndim == 2:
+        return cv2.cvtColor(image, cv2.COLOR_GRAY2BGR)
+    if image.shape[2] == 4:
+        return cv2.cvtColor(image, cv2.COLOR_BGRA2BGR)
+    return image
+
+
 class FaceDetector:
     """YuNet: faces with 5 landmarks, as :class:`Detections` with class ``face``.
 
     ``data["landmarks"]`` is N x 5 x 2 pixels (right eye, left eye, nose, right and
-    left mouth corner, from the subject's point of view). The folded fp32 graph runs
-    through :class:`InferenceModel` at the image's own size padded to a multiple of
-    32; ``min_side`` upsamples small images first (YuNet's smallest anchors are for
-    faces of ~10 px but it misses faces that fill a tiny image, such as 92 x 112
-    passport-style crops), and ``pad`` adds a border of that fraction so a face that
-    touches the image edge still gets whole anchors around it.
+    left mouth corner, from the subject's point of view); faces come highest
+    confidence first. The folded fp32 graph runs through :class:`InferenceModel` at
+    the image's own size, zero-padded on the right and bottom to a multiple of
+    ``pad_to`` (at least 32: the feature pyramid needs it), with the same decoding
+    and NMS as OpenCV's ``FaceDetectorYN``. Images whose short side is under
+    ``min_side`` are upsampled first (YuNet misses a face that fills a tiny picture,
+    such as a 92 x 112 ID-style photo); larger than ``max_side`` are downsampled.
     """
 
     name = "yunet"
@@ -237,8 +247,7 @@ class FaceDetector:
         return self._detect(image, self.min_side)
 
     def _detect(self, image: np.ndarray, min_side: int) -> Detections:
-        if image.ndim == 2:
-            image = cv2.cvtColor(image, cv2.COLOR_GRAY2BGR)
+        image = as_bgr(image)
         h, w = image.shape[:2]
         scale = 1.0
         if min(h, w) < min_side:
@@ -280,10 +289,7 @@ class FaceDetector:
         xyxy[:, 0::2] = np.clip(xyxy[:, 0::2], 0, w)
         xyxy[:, 1::2] = np.clip(xyxy[:, 1::2], 0, h)
         order = np.argsort(-score, kind="stable")
-        return Detections.from_boxes(
-            xyxy[order], score[order], "face", landmarks=landmarks[order].astype(np.float32)
-        )
-
+        return Detections.from_boxes(xyxy[order], score[order], "face", landmarks=landmarks[order].astype(np.float32))
 
     def refine(self, image: np.ndarray, faces: Detections, face_size: int = 224, context: float = 1.5) -> Detections:
         """Re-detect each face on a crop scaled so the face is ``face_size`` pixels wide.
@@ -300,8 +306,7 @@ class FaceDetector:
         """
         if not len(faces):
             return faces
-        if image.ndim == 2:
-            image = cv2.cvtColor(image, cv2.COLOR_GRAY2BGR)
+        image = as_bgr(image)
         xyxy, marks = faces.xyxy.copy(), faces.data["landmarks"].copy()
         for i, (x1, y1, x2, y2) in enumerate(faces.xyxy):
             side = max(x2 - x1, y2 - y1, 1.0)
@@ -372,8 +377,7 @@ def similarity_transform(src: np.ndarray, dst: np.ndarray) -> np.ndarray:
 
 def align(image: np.ndarray, landmarks: np.ndarray, size: int = 112) -> np.ndarray:
     """The face warped onto the ArcFace template: size x size BGR."""
-    if image.ndim == 2:
-        image = cv2.cvtColor(image, cv2.COLOR_GRAY2BGR)
+    image = as_bgr(image)
     matrix = similarity_transform(np.asarray(landmarks).reshape(5, 2), ARCFACE_112 * (size / 112.0))
     return cv2.warpAffine(image, matrix, (size, size), flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_CONSTANT)
 

@@ -533,10 +533,13 @@ def line_candidates(line, max_unknowns: int = 3, min_evidence: float = 0.05) -> 
     A reading that ignores a gap one character wide is as doubtful as one that invents
     characters where none could hide."""
     chars = [CharChoice(c.char, c.confidence, dict(c.alternatives)) for c in line.chars]
+    hidden = list(getattr(line, "hidden", None) or [])
     n = len(chars)
     if n < 3 or max_unknowns <= 0:
         return [Candidate(chars)]
     centres = [c.centre for c in line.chars]
+    if hidden:
+        return _hidden_candidates(line, chars, centres, hidden)
     start = float(getattr(line, "start", 0.0))
     end = float(getattr(line, "end", line.steps))
     height = float(getattr(line, "height", 0.0))
@@ -572,13 +575,58 @@ def line_candidates(line, max_unknowns: int = 3, min_evidence: float = 0.05) -> 
     return [c for i, c in enumerate(cands) if i == 0 or c.evidence[0] >= min_evidence]
 
 
+HIDDEN_MISS = 0.15  # evidence left per anonymising box without an unknown on it (or unknown without a box)
+
+
+def _hidden_candidates(line, chars: list[CharChoice], centres: list[float],
+                       hidden: list[tuple[float, float]]) -> list[Candidate]:
+    """Candidates for a line whose anonymising boxes were found in the image: an unknown
+    on every box (replacing whatever the model read on it), or, less likely (the box
+    finder may be wrong), as read with unknowns where the spacing suggests."""
+    if len(centres) >= 2:
+        pitch = float(np.median(np.diff(centres)))
+    else:
+        pitch = float(getattr(line, "height", 6.0)) * PITCH_PER_HEIGHT
+    pitch = max(pitch, 1e-3)
+    items: list[tuple[float, CharChoice]] = []
+    for centre, choice in zip(centres, chars):
+        if any(a + 0.2 * (b - a) <= centre <= b - 0.2 * (b - a) for a, b in hidden):
+            continue  # the model's guess at what lies under a box
+        items.append((centre, choice))
+    # two boxes closer than half a pitch are one box
+    merged: list[float] = []
+    for b in sorted((a + b) / 2 for a, b in hidden):
+        if merged and b - merged[-1] < 0.5 * pitch:
+            continue
+        merged.append(b)
+    items += [(b, CharChoice(UNKNOWN, UNKNOWN_CONFIDENCE)) for b in merged]
+    items.sort(key=lambda t: t[0])
+    boxed = Candidate([c for _, c in items], [1.0])
+    plain = [c for c in line_candidates(_Unhinted(line), 3)]
+    for c in plain:
+        k = sum(ch.char == UNKNOWN for ch in c.chars)
+        c.evidence = [c.evidence[0] * HIDDEN_MISS ** max(1, abs(len(merged) - k))]
+    return [boxed] + plain
+
+
+class _Unhinted:
+    """A line as the reader gave it, without its box hints."""
+
+    def __init__(self, line) -> None:
+        self._line = line
+        self.hidden: list[float] = []
+
+    def __getattr__(self, name: str):
+        return getattr(self._line, name)
+
+
 def best_reading(lines: Sequence, grammars: Sequence[str] | None = None,
-                 priors: dict[str, float] | None = None) -> Reading | None:
+                 priors: dict[str, float] | None = None, max_unknowns: int = 3) -> Reading | None:
     """The best grammar-consistent reading of one view of a plate: its lines (one, or
     two rows of a two-line plate, upper first) joined."""
     if not lines:
         return None
-    per_line = [line_candidates(line) for line in lines]
+    per_line = [line_candidates(line, max_unknowns) for line in lines]
     joined: list[Candidate] = [Candidate([])]
     for cands in per_line:
         joined = [Candidate(a.chars + b.chars, a.evidence + b.evidence) for a in joined for b in cands][:1024]
