@@ -30,7 +30,7 @@ def safecity(*args: str, cwd: Path, env: dict | None = None) -> subprocess.Compl
         ["watchlist", "expire"], ["watchlist", "approve"], ["watchlist", "remove"], ["retention"], ["retention", "run"],
         ["user"], ["user", "add"], ["user", "list"], ["user", "set-role"], ["user", "disable"], ["user", "enable"],
         ["user", "password"], ["user", "permissions"], ["bench"], ["bench", "search"], ["bench", "pipeline"],
-        ["incident"], ["incident", "open"], ["incident", "search"], ["incident", "close"],
+        ["incident"], ["incident", "open"], ["incident", "search"], ["incident", "close"], ["export"], ["report"],
     ],
 )
 def test_every_command_has_help(command, tmp_path):

@@ -795,6 +795,46 @@ def bench_pipeline_command(
     _write_json(result, json_out)
 
 
+@app.command("export")
+def export_command(
+    target: Path = typer.Argument(..., help="Folder to write (must be new or empty)."),
+    reason: str = typer.Option(..., "--reason", help="Why: recorded in the audit log and the manifest."),
+    camera: Optional[str] = typer.Option(None, help="Only this camera."),
+    event_type: Optional[str] = typer.Option(None, "--type", help="Only this event type."),
+    after: Optional[datetime] = typer.Option(None, help="Events starting at or after this time (UTC)."),
+    before: Optional[datetime] = typer.Option(None, help="Events starting before this time (UTC)."),
+    max_events: int = typer.Option(10_000, help="At most this many events."),
+    config_path: Optional[Path] = ConfigOption,
+    store_url: Optional[str] = StoreOption,
+) -> None:
+    """Export events with redacted snapshots and a manifest of SHA-256 hashes (audited)."""
+    from safecity.events.store import EventQuery
+    from safecity.governance.export import export_events
+
+    utc = lambda moment: moment.replace(tzinfo=timezone.utc) if moment and moment.tzinfo is None else moment  # noqa: E731
+    store = open_store(load(config_path, store_url))
+    query = EventQuery(camera=camera, type=event_type, after=utc(after), before=utc(before))
+    manifest = _governed(lambda: export_events(store, query, target, local_actor_name(), reason, max_events))
+    store.close()
+    console.print(f"exported {manifest['events']} events, {len(manifest['files'])} files, to {target} (redacted)")
+
+
+@app.command()
+def report(
+    results: Path = typer.Argument(..., help="Folder of eval/bench JSON files (the newest per task is used)."),
+    out: Path = typer.Option(Path("report.html"), "--out", help="HTML file to write."),
+) -> None:
+    """Render the latest eval results as one HTML page with ROC/DET curves and per-group rates."""
+    from safecity.evaluation.report import latest_results, render
+
+    if not results.is_dir():
+        raise fail(f"results folder not found: {results}")
+    if not latest_results(results):
+        raise fail(f"no eval or bench JSON files in {results}")
+    out.write_text(render(results), encoding="utf-8")
+    console.print(f"written: {out}")
+
+
 def main() -> None:
     os.environ.setdefault("PYTHONUNBUFFERED", "1")
     try:

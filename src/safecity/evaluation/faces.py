@@ -183,6 +183,18 @@ def auc(genuine: np.ndarray, impostor: np.ndarray) -> float:
     return float((ranks[:n_g].sum() - n_g * (n_g + 1) / 2) / (n_g * n_i))
 
 
+def roc_points(genuine: np.ndarray, impostor: np.ndarray, points: int = 60) -> dict[str, list[float]]:
+    """The ROC/DET curve at thresholds spread over the observed scores, for `safecity report`."""
+    scores = np.concatenate([genuine, impostor])
+    scores = scores[np.isfinite(scores)]
+    if not len(scores) or not len(genuine) or not len(impostor):
+        return {"threshold": [], "far": [], "tar": []}
+    thresholds = np.unique(np.quantile(scores, np.linspace(0, 1, points)))
+    far = [float((impostor >= t).mean()) for t in thresholds]
+    tar = [float((np.isfinite(genuine) & (genuine >= t)).mean()) for t in thresholds]
+    return {"threshold": [round(float(t), 4) for t in thresholds], "far": far, "tar": tar}
+
+
 def _score(a: np.ndarray | None, b: np.ndarray | None) -> float:
     if a is None or b is None:
         return NO_MATCH
@@ -206,6 +218,7 @@ def verification(pairs, template_of) -> dict | None:
         "n_genuine": int(len(genuine)),
         "n_impostor": int(len(impostor)),
         "threshold_at_far": thresholds,
+        "roc": roc_points(genuine, impostor),
         "at_operating_threshold": {
             "threshold": OPERATING_THRESHOLD,
             "tar": _clean(float((genuine >= OPERATING_THRESHOLD).mean())) if len(genuine) else None,
