@@ -101,6 +101,9 @@ def test_openapi_documents_the_routes_for_signed_in_users(client, users):
     assert "/live" not in schema["paths"]  # console pages are not API
     docs = client.get("/docs", headers=bearer(users, "viewer"))
     assert docs.status_code == 200 and "swagger" in docs.text.lower()
+    assert "cdn" not in docs.text.lower() and "/docs-assets/swagger-ui-bundle.js" in docs.text  # works offline
+    script = client.get("/docs-assets/swagger-ui-bundle.js")
+    assert script.status_code == 200 and len(script.content) > 100_000
 
 
 def test_cameras_list_masks_passwords_in_source_urls(store, users):

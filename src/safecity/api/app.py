@@ -30,6 +30,7 @@ from safecity.api.context import AppContext
 from safecity.api.events import events_router
 from safecity.api.media import LatestFrame
 from safecity.api.system import system_router
+from safecity.api.terminal import terminal_router
 from safecity.api.uploads import MAX_UPLOAD_BYTES
 from safecity.api.watchlists import watchlists_router
 from safecity.config import Camera
@@ -38,7 +39,7 @@ from safecity.governance.audit import AuditLog
 from safecity.governance.users import Permission, Principal, UserService
 
 # Routes anyone may call: probes need health, and one must be able to sign in.
-PUBLIC_PATHS = frozenset({"/api/health", "/api/auth/login", "/login", "/static"})
+PUBLIC_PATHS = frozenset({"/api/health", "/api/auth/login", "/login", "/static", "/docs-assets"})
 
 
 def _wants_html(request: Request) -> bool:
@@ -115,6 +116,7 @@ def create_app(
     app.include_router(events_router(ctx))
     app.include_router(watchlists_router(ctx))
     app.include_router(admin_router(ctx))
+    app.include_router(terminal_router(ctx))
     _docs_routes(app, ctx)
 
     from safecity.console import console_router, static_files
@@ -142,9 +144,21 @@ def _docs_routes(app: FastAPI, ctx: AppContext) -> None:
     def openapi(principal: Principal = account) -> JSONResponse:
         return JSONResponse(schema())
 
+    # Swagger UI's files come from the swagger-ui-bundle package: the docs work offline
+    from fastapi.staticfiles import StaticFiles
+    from swagger_ui_bundle import swagger_ui_path
+
+    app.mount("/docs-assets", StaticFiles(directory=swagger_ui_path), name="docs-assets")
+
     @app.get("/docs", include_in_schema=False)
     def docs(principal: Principal = account) -> HTMLResponse:
-        return get_swagger_ui_html(openapi_url="/openapi.json", title="safecity API")
+        return get_swagger_ui_html(
+            openapi_url="/openapi.json",
+            title="safecity API",
+            swagger_js_url="/docs-assets/swagger-ui-bundle.js",
+            swagger_css_url="/docs-assets/swagger-ui.css",
+            swagger_favicon_url="/docs-assets/favicon-32x32.png",
+        )
 
 
 @dataclass(frozen=True)
