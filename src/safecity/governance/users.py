@@ -28,7 +28,7 @@ from sqlalchemy.orm import Mapped, Session, mapped_column
 from safecity.db import Base, UTCDateTime
 from safecity.governance.audit import AuditLog
 
-ROLES = ("viewer", "operator", "supervisor", "auditor", "admin")
+ROLES = ("viewer", "operator", "supervisor", "auditor", "admin", "terminal")  # terminal: an access-terminal device
 MIN_PASSWORD = 10
 SESSION_HOURS = 12
 
@@ -49,6 +49,10 @@ class Permission(StrEnum):
     USERS_READ = "users.read"
     USERS_MANAGE = "users.manage"
     SYSTEM_READ = "system.read"
+    TERMINAL_READ = "terminal.read"
+    TERMINAL_ENROL = "terminal.enrol"
+    TERMINAL_MANAGE = "terminal.manage"
+    TERMINAL_DEVICE = "terminal.device"
 
 
 _ALL = frozenset(ROLES)
@@ -68,6 +72,10 @@ PERMISSIONS: dict[Permission, frozenset[str]] = {
     Permission.AUDIT_READ: frozenset({"auditor"}),
     Permission.USERS_READ: frozenset({"admin", "auditor"}),
     Permission.USERS_MANAGE: frozenset({"admin"}),
+    Permission.TERMINAL_READ: frozenset({"operator", "supervisor", "auditor"}),
+    Permission.TERMINAL_ENROL: frozenset({"operator", "supervisor"}),
+    Permission.TERMINAL_MANAGE: frozenset({"supervisor"}),
+    Permission.TERMINAL_DEVICE: frozenset({"terminal"}),
 }
 
 MEANING: dict[Permission, str] = {
@@ -86,6 +94,10 @@ MEANING: dict[Permission, str] = {
     Permission.AUDIT_READ: "read and verify the audit log (nobody can edit it)",
     Permission.USERS_READ: "list users and their roles",
     Permission.USERS_MANAGE: "create users, change roles, disable users, reset passwords",
+    Permission.TERMINAL_READ: "see access-terminal sites, their settings and who is enrolled with which consent record (never templates); audited",
+    Permission.TERMINAL_ENROL: "enrol a consenting person at a terminal site (consent record required) or withdraw an enrolment",
+    Permission.TERMINAL_MANAGE: "create terminal sites, change their thresholds, challenge and lockout settings, lift lockouts",
+    Permission.TERMINAL_DEVICE: "an access terminal: get a challenge, submit a verification, fetch its site's templates for offline use, upload door decisions",
 }
 
 
