@@ -157,6 +157,11 @@ class Event:
             self.key = event_key(self.camera, self.type, self.start_ts, self.label)
 
 
+def normalise_plate(text: str) -> str:
+    """A plate as stored and compared: upper case letters and digits only."""
+    return "".join(c for c in text.upper() if c.isascii() and c.isalnum())
+
+
 def event_key(camera: str, type_: str, start_ts: float, label: str | None = None) -> str:
     """A stable identifier derived from what the event is, not from when it was stored."""
     raw = f"{camera}|{type_}|{start_ts:.3f}|{label or ''}"

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 from datetime import datetime, timedelta, timezone
 
-from safecity.api.search import EventFilter, hourly_counts, search_events
+from safecity.api.search import hourly_counts
+from safecity.events.store import EventQuery
 from safecity.events.store import EventStore
 from safecity.records import Event
 from tests.events.test_store import T0
@@ -25,7 +26,7 @@ def test_plate_entry_time_and_camera_filters(store_url, tmp_path):
     store.add_events(plate_events())
 
     def plates(**filters):
-        rows, total = search_events(store.engine, EventFilter(**filters))
+        rows, total = store.search(EventQuery(**filters))
         assert total == len(rows)
         return [r.attributes.get("plate") for r in rows]
 
@@ -35,11 +36,11 @@ def test_plate_entry_time_and_camera_filters(store_url, tmp_path):
     assert plates(plate="%") == plates()  # a wildcard character is no wildcard
     assert plates(plate="Q") == []
     assert plates(entry_id=7) == ["XY99ZZZ"]
-    assert [r.type for r in search_events(store.engine, EventFilter(entry_id=12))[0]] == ["face_match"]
+    assert [r.type for r in store.search(EventQuery(entry_id=12))[0]] == ["face_match"]
     assert plates(entry_id=8) == []
     start = datetime.fromtimestamp(T0 + 5, timezone.utc)
     assert plates(after=start, before=start + timedelta(seconds=20), type="plate_read") == ["AB99XYZ"]
-    rows, total = search_events(store.engine, EventFilter(limit=2, offset=2))
+    rows, total = store.search(EventQuery(limit=2, offset=2))
     assert total == 5 and [r.type for r in rows] == ["plate_read", "plate_match"]
     store.close()
 

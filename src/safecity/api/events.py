@@ -20,7 +20,8 @@ from starlette.concurrency import run_in_threadpool
 from safecity.api.bus import POLL_SECONDS, EventTail
 from safecity.api.context import AppContext, required_reason, stated_reason
 from safecity.api.media import encode_jpeg, matched_subject, read_image, redacted_jpeg
-from safecity.api.search import EventFilter, hourly_counts, search_events
+from safecity.api.search import hourly_counts
+from safecity.events.store import EventQuery
 from safecity.events.models import EventRow
 from safecity.governance.users import Permission, Principal
 
@@ -83,9 +84,9 @@ def snapshot_image(ctx: AppContext, row: EventRow):
     return image
 
 
-def run_search(ctx: AppContext, principal: Principal, f: EventFilter, reason: str):
+def run_search(ctx: AppContext, principal: Principal, f: EventQuery, reason: str):
     """Search and audit it; shared by the API and the console."""
-    rows, total = search_events(ctx.store.engine, f)
+    rows, total = ctx.store.search(f)
     details = {**f.audit_details(), "results": total, "shown": [r.id for r in rows]}
     ctx.audit.append(principal.actor, "event.search", "events", "*", reason, details)
     return rows, total
@@ -114,7 +115,7 @@ def events_router(ctx: AppContext) -> APIRouter:
     ) -> EventPage:
         """Search events, newest first. Needs a reason (``X-Reason``); the search is audited."""
         reason = required_reason(stated_reason(request))
-        f = EventFilter(camera, type, label, after, before, plate, entry_id, limit, offset)
+        f = EventQuery(camera, type, label, after, before, plate, entry_id, limit, offset)
         rows, total = run_search(ctx, principal, f, reason)
         return EventPage(items=[event_out(r) for r in rows], total=total, limit=limit, offset=offset)
 

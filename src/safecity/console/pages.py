@@ -15,7 +15,8 @@ from fastapi.responses import HTMLResponse, RedirectResponse
 from safecity.api.admin import audit_records
 from safecity.api.context import AppContext, stated_reason
 from safecity.api.events import get_row, run_search
-from safecity.api.search import EventFilter, event_types, hourly_counts, recent_events
+from safecity.api.search import event_types, hourly_counts, recent_events
+from safecity.events.store import EventQuery
 from safecity.api.system import cameras_of, health_of
 from safecity.api.watchlists import read_watchlists
 from safecity.console.charts import hourly_bars
@@ -59,7 +60,7 @@ def pages_router(ctx: AppContext) -> APIRouter:
         q = request.query_params
         reason = stated_reason(request)
         entry = q.get("entry_id", "")
-        f = EventFilter(
+        f = EventQuery(
             camera=q.get("camera") or None, type=q.get("type") or None, after=_when(q.get("after")),
             before=_when(q.get("before")), plate=(q.get("plate") or "")[:32] or None,
             entry_id=int(entry) if entry.isdigit() else None, limit=PAGE,

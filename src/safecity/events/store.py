@@ -7,7 +7,7 @@ add the audit record, since they know who asked and why.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Iterable, Sequence
@@ -20,7 +20,7 @@ from sqlalchemy.orm import Session
 from safecity.db import make_engine, sqlite_path, upgrade
 from safecity.events.media import MediaStore
 from safecity.events.models import EventRow
-from safecity.records import ALERT_TYPES, Event
+from safecity.records import ALERT_TYPES, Event, normalise_plate
 
 
 def _utc(ts: float) -> datetime:
@@ -29,13 +29,25 @@ def _utc(ts: float) -> datetime:
 
 @dataclass(slots=True)
 class EventQuery:
+    """What to search for; ``plate`` is partial, case and punctuation ignored.
+
+    Plate text and watchlist entry live in the event's JSON ``attributes`` (``plate``,
+    ``entry_id``); SQLAlchemy's JSON accessors compile to ``json_extract`` on SQLite and
+    ``->>`` on PostgreSQL, so one query serves both stores.
+    """
+
     camera: str | None = None
     type: str | None = None
     label: str | None = None
     after: datetime | None = None
     before: datetime | None = None
+    plate: str | None = None
+    entry_id: int | None = None
     limit: int = 50
     offset: int = 0
+
+    def audit_details(self) -> dict:
+        return {k: (v.isoformat() if isinstance(v, datetime) else v) for k, v in asdict(self).items() if v not in (None, "")}
 
 
 def default_media_dir(url: str) -> Path:
@@ -108,6 +120,11 @@ class EventStore:
             statement = statement.where(EventRow.start_time >= query.after)
         if query.before:
             statement = statement.where(EventRow.start_time < query.before)
+        if query.plate and normalise_plate(query.plate):
+            plate = func.upper(EventRow.attributes["plate"].as_string())
+            statement = statement.where(plate.contains(normalise_plate(query.plate), autoescape=True))
+        if query.entry_id is not None:
+            statement = statement.where(EventRow.attributes["entry_id"].as_integer() == query.entry_id)
         return statement
 
     def search(self, query: EventQuery) -> tuple[Sequence[EventRow], int]:

@@ -24,6 +24,7 @@ from sqlalchemy.orm import Session, selectinload
 
 from safecity.governance.audit import AuditLog
 from safecity.governance.models import FaceTemplate, Watchlist, WatchlistEntry
+from safecity.records import normalise_plate
 
 KINDS = ("face", "plate")
 MAX_IMAGE_BYTES = 20 * 1024 * 1024
@@ -95,10 +96,6 @@ class FaceGallery:
     labels: list[str] = field(default_factory=list)
     watchlists: list[str] = field(default_factory=list)
     thresholds: np.ndarray = field(default_factory=lambda: np.zeros(0, np.float32))  # per template, NaN = default
-
-
-def normalise_plate(text: str) -> str:
-    return re.sub(r"[^0-9A-Z]", "", text.upper())
 
 
 def decode_image(name: str, data: bytes) -> np.ndarray:
