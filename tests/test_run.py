@@ -22,7 +22,8 @@ def free_port() -> int:
 
 
 @pytest.mark.slow
-def test_run_serves_health_and_demo_events_within_60_seconds(tmp_path):
+@pytest.mark.parametrize("engine", [["--engine", "local"], ["--engine", "pool", "--workers", "2"]])
+def test_run_serves_health_and_demo_events_within_60_seconds(tmp_path, engine):
     port = free_port()
     store = f"sqlite:///{tmp_path / 'var' / 'safecity.db'}"
     subprocess.run(
@@ -33,7 +34,7 @@ def test_run_serves_health_and_demo_events_within_60_seconds(tmp_path):
     headers: dict[str, str] = {}
     command = [
         sys.executable, "-m", "safecity.cli", "run", "--config", "demo/safecity.yaml", "--store", store,
-        "--port", str(port),
+        "--port", str(port), *engine,
     ]
     started = time.monotonic()
     process = subprocess.Popen(command, cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)

@@ -101,7 +101,10 @@ def run(
     store_url: Optional[str] = StoreOption,
     host: Optional[str] = typer.Option(None, help="API address (default: config api.host)."),
     port: Optional[int] = typer.Option(None, help="API port (default: config api.port)."),
-    engine_name: str = typer.Option("local", "--engine", help="local (this machine) or ray (a Ray cluster)."),
+    engine_name: str = typer.Option(
+        "local", "--engine", help="local (threads), pool (a process per core) or ray (a Ray cluster)."
+    ),
+    workers: Optional[int] = typer.Option(None, "--workers", help="Processes for --engine pool (default: cores)."),
     address: Optional[str] = typer.Option(None, "--address", help="Ray cluster address (host:port) for --engine ray."),
     cameras_per_group: int = typer.Option(4, help="Cameras per Ray actor (--engine ray)."),
     verbose: bool = typer.Option(False, "--verbose", "-v"),
@@ -138,7 +141,20 @@ def run(
     from safecity.api.bus import EventBus
 
     bus = EventBus()  # a sink: wakes the console's live streams when events are stored
-    engine = LocalEngine(config, store, [*sinks_from_config(config.outputs), bus])
+    if engine_name == "ray":
+        if not address:
+            raise fail("--engine ray needs --address of a running Ray cluster (ray start --head …)")
+        from safecity.engines.ray_engine import RayEngine
+
+        engine = RayEngine(config, address, cameras_per_group)
+    elif engine_name == "pool":
+        from safecity.engines.pool import ProcessPoolEngine
+
+        engine = ProcessPoolEngine(config, workers)  # workers publish through the store; the console polls it
+    elif engine_name == "local":
+        engine = LocalEngine(config, store, [*sinks_from_config(config.outputs), bus])
+    else:
+        raise fail(f"unknown engine {engine_name!r}: use local, pool or ray")
     engine.start()
     retention_job = RetentionJob(store, config.retention)
 

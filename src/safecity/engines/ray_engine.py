@@ -21,6 +21,7 @@ from safecity.config import Config
 from safecity.engines.local import LocalEngine
 from safecity.events.store import EventStore
 from safecity.outputs import sinks_from_config
+from safecity.sources.camera import CameraStatus
 
 log = logging.getLogger(__name__)
 
@@ -65,6 +66,7 @@ class RayEngine:
         self.address = address
         self.cameras_per_group = cameras_per_group
         self.namespace = namespace
+        self.cameras = [c for c in config.cameras if c.enabled]
         self.actors: list[Any] = []
 
     def start(self) -> None:
@@ -83,8 +85,12 @@ class RayEngine:
             try:
                 cameras += ray.get(actor.health.remote(), timeout=timeout)["cameras"]
             except (ray.exceptions.GetTimeoutError, ray.exceptions.RayActorError):
-                cameras.append({"name": f"group-{number}", "state": "restarting"})
+                group = self.cameras[number * self.cameras_per_group : (number + 1) * self.cameras_per_group]
+                cameras += [CameraStatus(c.name, state="restarting").as_dict() for c in group]
         return cameras
+
+    def latest_frame(self, camera: str):
+        return None  # frames stay on the worker nodes; the console shows the newest snapshot
 
     def group_health(self, timeout: float = 5.0) -> list[dict | None]:
         found = []
