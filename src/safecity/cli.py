@@ -791,6 +791,7 @@ def bench_pipeline_command(
     fps: float = typer.Option(5.0, "--fps", help="Analysis fps each stream must sustain."),
     analyser: Optional[list[str]] = typer.Option(None, "--analyser", "-a", help="Analysers (default: all)."),
     seconds: float = typer.Option(30.0, help="How long to run."),
+    workers: int = typer.Option(1, "--workers", help="Processes to spread the streams over (as --engine pool)."),
     json_out: Path = JsonOption,
     config_path: Optional[Path] = ConfigOption,
 ) -> None:
@@ -806,7 +807,7 @@ def bench_pipeline_command(
     unknown = [n for n in names if n not in ANALYSERS]
     if unknown:
         raise fail(f"unknown analyser {unknown[0]!r}; known: {', '.join(ANALYSERS)}")
-    result = bench_pipeline(video, streams, config, names, fps, seconds)
+    result = bench_pipeline(video, streams, config, names, fps, seconds, workers=max(1, workers))
     console.print(summarise(result))
     _write_json(result, json_out)
 
