@@ -12,7 +12,7 @@ from __future__ import annotations
 import hashlib
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
-from typing import Any, Iterator
+from typing import Any, Iterator, Sequence
 
 import numpy as np
 
@@ -28,6 +28,9 @@ class Frame:
     ``ts`` is wall-clock time (UTC epoch seconds) for live cameras and
     ``start + pts`` for files, so events from a file carry reproducible times.
     ``pts`` is the position in the stream in seconds; ``index`` counts sampled frames.
+    ``found`` is what analysers earlier in the chain saw in this frame, by analyser name
+    (as DeepStream attaches object metadata to a frame), so a later one can look only
+    where it matters: plates only on moving vehicles.
     """
 
     camera: str
@@ -35,6 +38,7 @@ class Frame:
     ts: float
     pts: float
     index: int
+    found: dict[str, "Detections"] = field(default_factory=dict)
 
     @property
     def height(self) -> int:
@@ -93,6 +97,23 @@ class Detections:
             if len(column) != n:
                 raise ValueError(f"column {name!r} has {len(column)} rows, expected {n}")
         return cls(boxes, conf, names, np.full(n, -1, np.int64), columns)
+
+    @classmethod
+    def merge(cls, parts: Sequence["Detections"]) -> "Detections":
+        """Rows of several Detections stacked into one (their ``data`` columns must agree)."""
+        parts = [p for p in parts if len(p)]
+        if not parts:
+            return cls.empty()
+        keys = set(parts[0].data)
+        if any(set(p.data) != keys for p in parts):
+            raise ValueError("Detections with different data columns cannot be merged")
+        return cls(
+            np.concatenate([p.xyxy for p in parts]),
+            np.concatenate([p.confidence for p in parts]),
+            np.concatenate([p.class_name for p in parts]),
+            np.concatenate([p.tracker_id for p in parts]),
+            {k: np.concatenate([p.data[k] for p in parts]) for k in keys},
+        )
 
     def __len__(self) -> int:
         return int(self.xyxy.shape[0])

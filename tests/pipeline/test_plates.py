@@ -46,3 +46,60 @@ def test_each_pass_gives_one_read_and_a_listed_plate_an_alert(shared_data, tmp_p
     rows_stored, total = store.search(EventQuery(type="plate_match"))
     assert total == len(matches) and all(r.review_state == "pending" for r in rows_stored)
     store.close()
+
+
+class _SpyDetector:
+    """The real plate detector, recording the size of every image it is given."""
+
+    def __init__(self, real):
+        self.real, self.shapes = real, []
+
+    def detect(self, image, size=None):
+        self.shapes.append(image.shape[:2])
+        return self.real.detect(image, size=size)
+
+
+@pytest.mark.slow
+def test_with_objects_plates_are_searched_only_on_moving_vehicles(shared_data, tmp_path):
+    from safecity.pipeline.camera import CameraPipeline
+    from safecity.pipeline.plates import PlateEvents
+    from safecity.sources.video import VideoSource
+
+    root = shared_data / "plates" / "openalpr-eu"
+    with open(root / "labels.csv") as handle:
+        rows = list(csv.DictReader(handle))[:3]
+    faces = sorted((shared_data / "faces" / "celeba").glob("**/*.jpg"))[:2]  # moving, but no vehicle
+    clip = slideshow([root / r["image"] for r in rows] + faces, tmp_path / "road.mp4", size=(1280, 720), fill=0.9,
+                     seconds_each=2.0)
+    store_url = f"sqlite:///{tmp_path / 'safecity.db'}"
+    EventStore(store_url).close()
+    config = parse_config({"store": {"url": store_url},
+                           "cameras": [{"name": "road", "source": str(clip), "fps": 5,
+                                        "analysers": ["plates", "objects"]}]})  # order is the pipeline's
+    pipeline = CameraPipeline(config.cameras[0], config)
+    assert [a.name for a in pipeline.analysers] == ["objects", "plates"]
+    plates = pipeline.analysers[1]
+    assert isinstance(plates, PlateEvents) and plates.on_vehicles
+    spy = _SpyDetector(plates.recognizer.detector)
+    real = plates.recognizer
+
+    class Recognizer:  # the shared recognizer, but with the spy as its detector
+        detector, reader, crops, min_height = spy, real.reader, real.crops, real.min_height
+
+    plates.recognizer = Recognizer()
+    events, frames, searched_in_vehicle_scenes = [], 0, 0
+    for frame in VideoSource("road", str(clip), 5).frames():
+        events += pipeline.process(frame)
+        frames += 1
+        if frame.pts < 2.0 * len(rows) - 0.5:
+            searched_in_vehicle_scenes = len(spy.shapes)
+    events += pipeline.flush()
+
+    assert searched_in_vehicle_scenes, "no vehicle was searched"
+    # the face photos move too, but hold no vehicle: at most the last car's tail is searched
+    assert len(spy.shapes) - searched_in_vehicle_scenes <= 3
+    assert all(h < 720 or w < 1280 for h, w in spy.shapes), "whole frames were searched"
+    texts = {e.attributes["plate"] for e in events if e.type == "plate_read"}
+    assert sum(r["plate"] in texts for r in rows) >= len(rows) - 1, (texts, [r["plate"] for r in rows])
+    # reads stop once a pass is settled: far fewer OCR runs than frames with a plate
+    assert plates.plates_read < frames

@@ -1,4 +1,4 @@
-"""One camera's chain: motion gate first, then its analysers, in configured order."""
+"""One camera's chain: motion gate first, then its analysers in a fixed order (objects before faces and plates)."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ import time
 from dataclasses import dataclass, field
 
 from safecity.config import Camera, Config
-from safecity.pipeline.registry import load_analyser_class
+from safecity.pipeline.registry import ANALYSERS, load_analyser_class
 from safecity.pipeline.stage import Analyser, Overlay
 from safecity.records import Event, Frame
 from safecity.vision.motion import Motion, MotionGate
@@ -41,7 +41,10 @@ class CameraPipeline:
         self.gate = MotionGate(
             pixel_threshold=thresholds.motion_pixel, min_area=thresholds.motion_area, learning_rate=learning_rate
         )
-        self.analysers: list[Analyser] = [load_analyser_class(n)(camera, config) for n in camera.analysers]
+        # registry order, whatever the config's order: analysers publish what they found
+        # on the frame (``Frame.found``) for those after them, e.g. objects before plates
+        names = sorted(dict.fromkeys(camera.analysers), key=list(ANALYSERS).index)
+        self.analysers: list[Analyser] = [load_analyser_class(n)(camera, config) for n in names]
         self.stats = PipelineStats()
         self._motion: Motion | None = None
 

@@ -82,6 +82,7 @@ class ObjectEvents(Analyser):
         if self._window_start is None:
             self._window_start = frame.ts
         self._last = Detections.empty()
+        frame.found[self.name] = self._last
         if motion.active or self._tracks:
             detections = self.detector.detect(frame.image)
             detections = detections[np.isin(detections.class_name.astype(str), OBJECT_CLASSES)]
@@ -90,7 +91,7 @@ class ObjectEvents(Analyser):
             detections.data["class"] = detections.class_name.copy()
             detections.class_name = np.array([FAMILY[str(c)] for c in detections.class_name], dtype=object)
             tracked = self.tracker.update(detections, frame.ts)
-            self._last = tracked
+            self._last = frame.found[self.name] = tracked
             events += self._follow(tracked, frame)
             update = self.analytics.update(tracked, frame.ts, frame.width, frame.height)
             events += self._analytics_events(update.crossings, update.exits)

@@ -1,11 +1,19 @@
-"""Licence plates: find, read on every analysed frame, vote once per vehicle pass, check lists.
+"""Licence plates: find on moving vehicles, read until sure, vote once per vehicle pass, check lists.
 
-Each plate is followed with a tracker; a plate track is one vehicle pass. Its reads
-are collected and, when the track ends, voted on (more reads and higher confidence
-win). Every pass gives exactly one ``plate_read`` event with the best crop's frame,
-including passes whose plate could not be read: those are stored as ``unreadable``
-and counted, never silently dropped. A readable plate that is on an approved,
-unexpired plate list also gives a ``plate_match`` alert.
+Where the camera also runs the ``objects`` analyser (it runs first), plates are looked
+for only inside vehicles that move (their box overlaps the motion gate's regions) or
+that carry a plate being followed, each crop at a resolution that suits it, as
+Frigate and DeepStream run plate recognition as a secondary stage on vehicle objects:
+parked cars and empty road cost nothing. Without ``objects`` the whole frame is searched.
+
+Each plate is followed with a tracker; a plate track is one vehicle pass. A pass is read
+when first seen, then again when its plate is clearly larger than at the best read so
+far or half a second has gone by, until ``SETTLED_SUPPORT`` reads agree. When the track
+ends its reads are voted on (more reads and higher confidence win). Every pass gives
+exactly one ``plate_read`` event with the best crop's frame, including passes whose plate
+could not be read: those are stored as ``unreadable`` and counted, never silently
+dropped. A readable plate that is on an approved, unexpired plate list also gives a
+``plate_match`` alert.
 """
 
 from __future__ import annotations
@@ -49,6 +57,14 @@ class PlateLists:
         return self._entries.get(plate, [])
 
 
+PLATE_CLASSES = ("car", "bus", "truck", "motorcycle")  # what carries a plate (the objects analyser's classes)
+REGION_MARGIN = 0.1  # share of a vehicle box added on each side: bumpers stick out of boxes
+CROP_SIZES = (320, 416, 512, 640, 800)  # detector input sizes for crops: a few shapes, cached plans
+READ_INTERVAL = 0.5  # seconds between reads of an unsettled pass
+READ_GROWTH = 1.2  # ... or sooner when the plate is this much larger than at its best read
+SETTLED_SUPPORT = 3  # agreeing readable reads after which a pass is not read again
+
+
 @dataclass
 class _Pass:
     first_ts: float
@@ -57,6 +73,45 @@ class _Pass:
     frame: np.ndarray | None = None
     box: tuple[float, float, float, float] | None = None
     reads: int = 0
+    read_ts: float = -1e18
+    read_quality: float = 0.0
+    settled: bool = False
+
+
+def _overlaps(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """Rows of ``a`` (N x 4 xyxy) that intersect any row of ``b`` (M x 4)."""
+    if not len(a) or not len(b):
+        return np.zeros(len(a), bool)
+    ix = np.minimum(a[:, None, 2], b[None, :, 2]) - np.maximum(a[:, None, 0], b[None, :, 0])
+    iy = np.minimum(a[:, None, 3], b[None, :, 3]) - np.maximum(a[:, None, 1], b[None, :, 1])
+    return ((ix > 0) & (iy > 0)).any(1)
+
+
+def merge_boxes(boxes: list[list[float]]) -> list[list[float]]:
+    """Replace boxes that intersect by their union until none intersect (so no plate is
+    searched for, and found, twice)."""
+    boxes = [list(b) for b in boxes]
+    merged = True
+    while merged:
+        merged = False
+        for i in range(len(boxes)):
+            for j in range(i + 1, len(boxes)):
+                a, b = boxes[i], boxes[j]
+                if min(a[2], b[2]) > max(a[0], b[0]) and min(a[3], b[3]) > max(a[1], b[1]):
+                    boxes[i] = [min(a[0], b[0]), min(a[1], b[1]), max(a[2], b[2]), max(a[3], b[3])]
+                    del boxes[j]
+                    merged = True
+                    break
+            if merged:
+                break
+    return boxes
+
+
+def crop_size(width: int, height: int) -> int:
+    """The detector input size for a crop: the smallest of ``CROP_SIZES`` that holds its
+    longer side (small vehicles are enlarged to 320, large ones shrunk to 800)."""
+    side = max(width, height)
+    return next((s for s in CROP_SIZES if s >= side), CROP_SIZES[-1])
 
 
 class PlateEvents(Analyser):
@@ -69,25 +124,81 @@ class PlateEvents(Analyser):
         self.lists = lists or shared(f"plate-lists:{config.store.url}", lambda: PlateLists(config.store.url))
         self.tracker = ByteTracker(high_threshold=0.4, new_track_threshold=0.45, low_threshold=0.2, track_buffer=1.5)
         self.votes = TrackVotes()
+        self.on_vehicles = "objects" in camera.analysers
         self._passes: dict[int, _Pass] = {}
         self._last = Detections.empty()
+        self.frames_searched = 0  # frames where the detector ran (at least on one vehicle)
+        self.plates_read = 0  # OCR runs
+
+    def search_regions(self, frame: Frame, motion: Motion) -> list[list[float]] | None:
+        """Where to look for plates: boxes in frame pixels, or None for the whole frame."""
+        if not self.on_vehicles:
+            return None
+        objects = frame.found.get("objects")
+        if objects is None or not len(objects):
+            return []
+        classes = objects.data.get("class", objects.class_name).astype(str)
+        vehicles = np.asarray(objects.xyxy, np.float64)[np.isin(classes, PLATE_CLASSES)]
+        followed = np.array([p.box for p in self._passes.values() if p.box is not None], np.float64).reshape(-1, 4)
+        wanted = vehicles[_overlaps(vehicles, np.asarray(motion.regions.xyxy, np.float64)) | _overlaps(vehicles, followed)]
+        h, w = frame.height, frame.width
+        regions = []
+        for x0, y0, x1, y1 in wanted:
+            mx, my = (x1 - x0) * REGION_MARGIN, (y1 - y0) * REGION_MARGIN
+            regions.append([max(0.0, x0 - mx), max(0.0, y0 - my), min(float(w), x1 + mx), min(float(h), y1 + my)])
+        return merge_boxes(regions)
+
+    def find(self, frame: Frame, motion: Motion) -> Detections:
+        regions = self.search_regions(frame, motion)
+        detector = self.recognizer.detector
+        if regions is None:
+            self.frames_searched += 1
+            return detector.detect(frame.image)
+        parts = []
+        for x0, y0, x1, y1 in regions:
+            a, b, c, d = int(x0), int(y0), int(np.ceil(x1)), int(np.ceil(y1))
+            if c - a < 8 or d - b < 8:
+                continue
+            found = detector.detect(frame.image[b:d, a:c], size=crop_size(c - a, d - b))
+            if len(found):
+                found.xyxy = found.xyxy + np.array([a, b, a, b], found.xyxy.dtype)
+                parts.append(found)
+        self.frames_searched += bool(regions)
+        return Detections.merge(parts) if parts else Detections.empty()
+
+    def _wants_read(self, current: _Pass, quality: float, ts: float) -> bool:
+        if current.settled:
+            return False
+        return current.reads == 0 or quality >= READ_GROWTH * current.read_quality or ts - current.read_ts >= READ_INTERVAL
 
     def process(self, frame: Frame, motion: Motion) -> list[Event]:
-        found, reads = self.recognizer.recognise(frame.image)
-        found.data["read"] = np.array(reads + [None], dtype=object)[:-1]  # keep the reads with their rows
-        tracked = self.tracker.update(found, frame.ts)
+        tracked = self.tracker.update(self.find(frame, motion), frame.ts)
         self._last = tracked
+        to_read: list[tuple[int, _Pass, float]] = []
         for i in range(len(tracked)):
             tid = int(tracked.tracker_id[i])
             box = tuple(float(v) for v in tracked.xyxy[i])
             quality = float(tracked.confidence[i]) * (box[2] - box[0])
             current = self._passes.setdefault(tid, _Pass(frame.ts, frame.ts))
             current.last_ts = frame.ts
-            current.reads += 1
-            read = tracked.data["read"][i]
-            self.votes.add(tid, read, quality)
             if quality > current.best_quality:
                 current.best_quality, current.frame, current.box = quality, frame.image, box
+            if self._wants_read(current, quality, frame.ts):
+                to_read.append((i, current, quality))
+        if to_read:
+            rows = np.array([i for i, _, _ in to_read])
+            crops = self.recognizer.crops(frame.image, tracked.xyxy[rows])
+            min_side = getattr(self.recognizer, "min_height", 6)
+            usable = [k for k, c in enumerate(crops) if min(c.shape[:2]) >= min_side]
+            reads = dict(zip(usable, self.recognizer.reader.read_many([crops[k] for k in usable]) if usable else []))
+            self.plates_read += len(usable)
+            for k, (i, current, quality) in enumerate(to_read):
+                tid = int(tracked.tracker_id[i])
+                self.votes.add(tid, reads.get(k), quality)  # None: too small to read, counted as unreadable
+                current.reads += 1
+                current.read_ts, current.read_quality = frame.ts, max(current.read_quality, quality)
+                so_far = self.votes.peek(tid)
+                current.settled = so_far.readable and so_far.support >= SETTLED_SUPPORT
         return self._finish([t for t, p in self._passes.items() if frame.ts - p.last_ts > self.tracker.track_buffer])
 
     def flush(self) -> list[Event]:

@@ -478,9 +478,10 @@ class PlateDetector:
             strides.append(np.full(xs.size, s, np.float32))
         return np.concatenate(points).astype(np.float32), np.concatenate(strides)
 
-    def raw(self, image: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        """All candidate boxes (xyxy in image pixels) and scores, before threshold and NMS."""
-        padded, scale, (left, top) = letterbox(image, self.size)
+    def raw(self, image: np.ndarray, size: int | None = None) -> tuple[np.ndarray, np.ndarray]:
+        """All candidate boxes (xyxy in image pixels) and scores, before threshold and NMS.
+        ``size`` overrides the letterbox's longer side for this call (e.g. a small crop)."""
+        padded, scale, (left, top) = letterbox(image, size or self.size)
         blob = cv2.dnn.blobFromImage(padded, 1 / 255.0, swapRB=True)
         dist, scores = self.model(blob)
         anchors, strides = self._anchors(*padded.shape[:2])
@@ -493,8 +494,8 @@ class PlateDetector:
         xyxy[:, [1, 3]] = xyxy[:, [1, 3]].clip(0, h)
         return xyxy, scores[0].max(0)
 
-    def detect(self, image: np.ndarray) -> Detections:
-        xyxy, scores = self.raw(image)
+    def detect(self, image: np.ndarray, size: int | None = None) -> Detections:
+        xyxy, scores = self.raw(image, size)
         keep = scores >= self.confidence
         xyxy, scores = xyxy[keep], scores[keep]
         if not len(scores):

@@ -139,6 +139,10 @@ class TrackVotes:
     def pending(self) -> list[object]:
         return list(self._reads)
 
+    def peek(self, track_id: object) -> PlateVote:
+        """The vote so far, without ending the track."""
+        return vote(self._reads.get(track_id, []))
+
     def finish(self, track_id: object) -> PlateVote:
         result = vote(self._reads.pop(track_id, []))
         if result.reads:
