@@ -1,6 +1,8 @@
 """Faces against the watchlist: detect, follow, embed the best few shots, match, forget.
 
-Per camera, faces are detected on frames with motion and followed with a tracker,
+Per camera, faces are detected on frames with motion and followed with a tracker
+(where the camera also runs ``objects``, which runs first, only on frames in which it
+sees a person or a face track is still alive: as Frigate looks for faces on people),
 so each person in view is one face track. A track's shot is embedded only when its
 quality beats the track's worst kept shot (at most ``SHOTS_PER_TRACK`` embeddings
 per track, not one per frame). Each new template is matched at once against the
@@ -62,8 +64,18 @@ class FaceMatches(Analyser):
         self._tracks: dict[int, _FaceTrack] = {}
         self._last = Detections.empty()
         self.embedded = 0  # templates computed (all discarded unless they matched)
+        self.on_people = "objects" in camera.analysers
+        self.frames_searched = 0
+
+    def _anyone(self, frame: Frame) -> bool:
+        objects = frame.found.get("objects")
+        return objects is not None and bool(np.any(objects.class_name.astype(str) == "person"))
 
     def process(self, frame: Frame, motion: Motion) -> list[Event]:
+        if self.on_people and not self._tracks and not self._anyone(frame):
+            self._last = Detections.empty()
+            return []
+        self.frames_searched += 1
         found = self.pipeline.detector.detect(frame.image)
         found.class_name = np.array(["face"] * len(found), dtype=object)
         tracked = self.tracker.update(found, frame.ts)
