@@ -18,6 +18,12 @@ import numpy as np
 
 BACKENDS = ("openvino", "onnxruntime")
 
+# OpenVINO's Python binding initialises C++ statics on first use (compiling a model, a
+# thread's first infer request); several camera threads doing that at once deadlocked
+# (one waits on the static's guard while holding the GIL the other needs). Those first
+# uses are serialised; steady-state inference runs in parallel.
+_FIRST_USE = threading.Lock()
+
 
 def model_cache_dir() -> Path:
     """Where models converted from packaged weights are kept (never downloaded)."""
@@ -69,7 +75,8 @@ class InferenceModel:
             config = {"PERFORMANCE_HINT": "LATENCY"}
             if threads:
                 config["INFERENCE_NUM_THREADS"] = threads
-            self._compiled = ov.Core().compile_model(str(self.path), "CPU", config)
+            with _FIRST_USE:
+                self._compiled = ov.Core().compile_model(str(self.path), "CPU", config)
             self.inputs = [port.any_name for port in self._compiled.inputs]
             self.outputs = [port.any_name for port in self._compiled.outputs]
         else:
@@ -90,8 +97,11 @@ class InferenceModel:
         if self.backend == "openvino":
             request = getattr(self._local, "request", None)
             if request is None:
-                request = self._local.request = self._compiled.create_infer_request()
-            result = request.infer(dict(feeds))
+                with _FIRST_USE:
+                    request = self._local.request = self._compiled.create_infer_request()
+                    result = request.infer(dict(feeds))
+            else:
+                result = request.infer(dict(feeds))
             return [np.asarray(result[port]) for port in self._compiled.outputs]
         return list(self._session.run(self.outputs, dict(feeds)))
 
