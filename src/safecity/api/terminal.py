@@ -33,6 +33,7 @@ from starlette.concurrency import run_in_threadpool
 from starlette.datastructures import UploadFile
 
 from safecity.api.context import AppContext, required_reason, stated_reason
+from safecity.api.openapi import multipart_schema
 from safecity.api.uploads import MAX_UPLOAD_BYTES, safe_name
 from safecity.governance.users import Permission, Principal
 from safecity.governance.watchlists import GovernanceError, decode_image
@@ -202,25 +203,12 @@ def terminal_router(ctx: AppContext) -> APIRouter:
         "/sites/{site}/enrolments",
         response_model=Created,
         status_code=201,
-        openapi_extra={
-            "requestBody": {
-                "content": {
-                    "multipart/form-data": {
-                        "schema": {
-                            "type": "object",
-                            "required": ["badge", "label", "consent_subject", "consent_at", "consent_method", "reason", "images"],
-                            "properties": {
-                                **{k: {"type": "string"} for k in ("badge", "label", "consent_subject", "consent_method", "consent_reference", "reason")},
-                                "consent_at": {"type": "string", "format": "date-time"},
-                                "expires_at": {"type": "string", "format": "date-time"},
-                                "images": {"type": "array", "items": {"type": "string", "format": "binary"}},
-                            },
-                        }
-                    }
-                },
-                "required": True,
-            }
-        },
+        openapi_extra=multipart_schema(
+            required=("badge", "label", "consent_subject", "consent_at", "consent_method", "reason", "images"),
+            strings=("badge", "label", "consent_subject", "consent_method", "consent_reference", "reason"),
+            datetimes=("consent_at", "expires_at"),
+            files=("images",),
+        ),
     )
     async def enrol(site: str, request: Request, principal: Principal = Depends(need(Permission.TERMINAL_ENROL))) -> Created:
         """Enrol a consenting person from 1 to 5 photos; the consent record (who, when, how) is required."""
@@ -284,24 +272,12 @@ def terminal_router(ctx: AppContext) -> APIRouter:
     @router.post(
         "/{site}/verify",
         response_model=DecisionOut,
-        openapi_extra={
-            "requestBody": {
-                "content": {
-                    "multipart/form-data": {
-                        "schema": {
-                            "type": "object",
-                            "required": ["challenge_id", "badge", "terminal", "frames"],
-                            "properties": {
-                                **{k: {"type": "string"} for k in ("challenge_id", "badge", "terminal")},
-                                "ts": {"type": "string", "description": "capture times in seconds, comma-separated, one per frame"},
-                                "frames": {"type": "array", "items": {"type": "string", "format": "binary"}},
-                            },
-                        }
-                    }
-                },
-                "required": True,
-            }
-        },
+        openapi_extra=multipart_schema(
+            required=("challenge_id", "badge", "terminal", "frames"),
+            strings=("challenge_id", "badge", "terminal", "ts"),
+            files=("frames",),
+            descriptions={"ts": "capture times in seconds, comma-separated, one per frame"},
+        ),
     )
     async def verify(site: str, request: Request, principal: Principal = Depends(need(Permission.TERMINAL_DEVICE))) -> DecisionOut:
         """Judge a burst of JPEG frames against the challenge and the badge's enrolment; the decision is stored."""

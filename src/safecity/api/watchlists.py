@@ -14,6 +14,7 @@ from pydantic import BaseModel, Field
 from starlette.concurrency import run_in_threadpool
 
 from safecity.api.context import AppContext, required_reason, stated_reason
+from safecity.api.openapi import multipart_schema
 from safecity.api.uploads import UploadRefused, check_images, face_enroller, read_form
 from safecity.governance.users import Permission, Principal
 from safecity.governance.watchlists import Governance, GovernanceError, WatchlistService
@@ -142,24 +143,12 @@ def watchlists_router(ctx: AppContext) -> APIRouter:
         "/{name}/faces",
         response_model=Created,
         status_code=201,
-        openapi_extra={
-            "requestBody": {
-                "content": {
-                    "multipart/form-data": {
-                        "schema": {
-                            "type": "object",
-                            "required": ["label", "legal_basis", "purpose", "authoriser", "expires_at", "reason", "images"],
-                            "properties": {
-                                **{k: {"type": "string"} for k in ("label", "legal_basis", "purpose", "authoriser", "reason")},
-                                "expires_at": {"type": "string", "format": "date-time"},
-                                "images": {"type": "array", "items": {"type": "string", "format": "binary"}},
-                            },
-                        }
-                    }
-                },
-                "required": True,
-            }
-        },
+        openapi_extra=multipart_schema(
+            required=("label", "legal_basis", "purpose", "authoriser", "expires_at", "reason", "images"),
+            strings=("label", "legal_basis", "purpose", "authoriser", "reason"),
+            datetimes=("expires_at",),
+            files=("images",),
+        ),
     )
     async def add_face(
         name: str, request: Request, principal: Principal = Depends(need(Permission.WATCHLISTS_PROPOSE))
