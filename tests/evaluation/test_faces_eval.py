@@ -153,6 +153,7 @@ def test_faces_eval_on_a_celeba_slice(shared_data, tmp_path):
     assert i["n_enrolled"] + i["n_mated"] + i["n_nonmated"] == len(rows)
     assert i["n_enrolled"] == (len({r["identity"] for r in rows}) + 1) // 2
     assert 0.0 < result["ms_per_face"] < 1000.0
+    assert result["timing"]["wall_ms_per_face"] == result["ms_per_face"] and result["timing"]["workers"] >= 1
 
 
 def test_orl_without_pairs_reports_no_verification(shared_data):
@@ -161,6 +162,28 @@ def test_orl_without_pairs_reports_no_verification(shared_data):
     assert result["fte_rate"] == 0.0
     assert result["identification"]["rank1"] == 1.0
     assert "no pairs.csv" in faces.summarise(result)
+
+
+def test_parallel_template_pass_changes_timing_only(shared_data):
+    """Two images in flight at once: the same templates in the same order, and honest timing fields."""
+    dataset = shared_data / "faces" / "celeba"
+    images = [image for image, _ in faces.load_identities(dataset, 24)]
+    one = faces.templates_for(dataset, images, workers=1)
+    two = faces.templates_for(dataset, images, workers=2)
+    assert len(one.templates) == len(two.templates) == len(images)
+    for a, b in zip(one.templates, two.templates):
+        assert (a is None) == (b is None)
+        if a is not None:
+            assert float(a @ b) >= 0.999
+    assert (one.no_face, one.low_quality) == (two.no_face, two.low_quality)
+    for run, workers in ((one, 1), (two, 2)):
+        timing = run.timing()
+        assert timing["workers"] == workers and len(run.latencies_ms) == len(images)
+        assert timing["latency_ms_p50"] <= timing["latency_ms_p95"]
+        assert 0 < timing["wall_ms_per_face"] and 0 < timing["cpu_ms_per_face"]
+        assert len(timing["load_average_1min"]) == 2
+    # one at a time, the wall time per image is the mean latency (up to the loop's overhead)
+    assert one.ms_per_face == pytest.approx(np.mean(one.latencies_ms), rel=0.05)
 
 
 def test_fairness_eval_on_a_utkface_slice(shared_data, tmp_path):

@@ -120,6 +120,20 @@ def test_refine_moves_landmarks_only_a_little(shared_data, detector):
     assert refined.confidence[0] == first.confidence[0]
 
 
+def test_refine_leaves_faces_of_refinement_size_as_found(shared_data, detector):
+    image = celeba(shared_data, "084931.jpg")
+    small = largest(detector.detect(image))
+    side = float(max(small.xyxy[0, 2] - small.xyxy[0, 0], small.xyxy[0, 3] - small.xyxy[0, 1]))
+    assert side < 224
+    big = cv2.resize(image, None, fx=300 / side, fy=300 / side, interpolation=cv2.INTER_CUBIC)
+    large = largest(detector.detect(big))
+    kept = detector.refine(big, large)  # already >= 224 px: a second pass would only shrink it
+    assert np.array_equal(kept.data["landmarks"], large.data["landmarks"])
+    assert np.array_equal(kept.xyxy, large.xyxy)
+    moved = detector.refine(big, large, face_size=400)  # asked for a bigger face: refined
+    assert not np.array_equal(moved.data["landmarks"], large.data["landmarks"])
+
+
 def test_similarity_transform_recovers_scale_rotation_shift():
     angle, scale, shift = np.deg2rad(20), 2.5, np.array([30.0, -12.0])
     rotation = np.array([[np.cos(angle), -np.sin(angle)], [np.sin(angle), np.cos(angle)]])
@@ -151,6 +165,25 @@ def test_openvino_and_onnxruntime_give_the_same_templates(shared_data):
         crop = align(image, marks["onnxruntime"])
         a, b = (embedders[k].embed_aligned(crop)[0] for k in ("openvino", "onnxruntime"))
         assert float(a @ b) >= 0.999, name
+
+
+@pytest.mark.skipif("openvino" not in available_backends(), reason="needs OpenVINO")
+def test_embedder_for_parallel_callers_gives_the_same_templates(shared_data, detector, embedder):
+    """streams=2 (two images side by side) computes the same templates, from two threads at once."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    names = ["006155.jpg", "060800.jpg", "084931.jpg", "150983.jpg"] * 3
+    crops = []
+    for name in names:
+        image = celeba(shared_data, name)
+        crops.append(align(image, largest(detector.detect(image)).data["landmarks"][0]))
+    parallel = FaceEmbedder(streams=2)
+    assert parallel.backend == "openvino" and parallel.model._compiled.get_property("NUM_STREAMS") == 2
+    expected = np.concatenate([embedder.embed_aligned(crop) for crop in crops])
+    with ThreadPoolExecutor(2) as pool:
+        got = np.concatenate(list(pool.map(parallel.embed_aligned, crops)))
+    assert (np.sum(expected * got, axis=1) >= 0.999).all()
+    assert np.allclose(got[:4], got[4:8]) and np.allclose(got[:4], got[8:])  # no cross-talk between threads
 
 
 def test_same_person_scores_higher_than_different_people(shared_data, detector, embedder):

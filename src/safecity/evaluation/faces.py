@@ -20,7 +20,12 @@ Protocol, followed exactly:
   whose best match is another identity or scores < t. ``rank1`` = share of mated
   probes whose best match is their identity (no threshold).
 * ``ms_per_face``: wall time of the face pipeline (detect, refine, quality, align,
-  embed) per image, reading and decoding the file excluded.
+  embed) per image, reading and decoding the files excluded, with ``timing.workers``
+  images in flight at once (default min(2, CPU cores); ``SAFECITY_EVAL_WORKERS=1``
+  for one at a time). With more than one worker it is a throughput figure: each
+  image's own time is in ``timing.latency_ms_*``, the CPU time in
+  ``timing.cpu_ms_per_face`` and the machine's load during the run in
+  ``timing.load_average_1min``.
 
 ``--limit N`` uses the first N rows of identity.csv and the first N pairs.
 
@@ -32,8 +37,10 @@ from __future__ import annotations
 
 import csv
 import math
+import os
 import re
 import time
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Sequence
@@ -115,12 +122,30 @@ class TemplateRun:
     no_face: int = 0
     low_quality: int = 0
     unreadable: int = 0
-    pipeline_ms: float = 0.0
+    pipeline_ms: float = 0.0  # wall time of the pipeline work, reading excluded
     qualities: list[float | None] = field(default_factory=list)
+    latencies_ms: list[float] = field(default_factory=list)  # each image's own pipeline time
+    cpu_ms: float = 0.0  # CPU time of this process during the pipeline work (all threads)
+    workers: int = 1
+    load_average: list[float] = field(default_factory=list)  # 1-min load at start and end
 
     @property
     def ms_per_face(self) -> float:
         return self.pipeline_ms / max(len(self.templates), 1)
+
+    def timing(self) -> dict:
+        """Latency and throughput, both: see docs/faces.md (Speed) for how to read them."""
+        latencies = np.asarray(self.latencies_ms, np.float64)
+        n = max(len(self.templates), 1)
+        return {
+            "workers": self.workers,
+            "wall_ms_per_face": round(self.ms_per_face, 3),
+            "latency_ms_mean": round(float(latencies.mean()), 3) if len(latencies) else None,
+            "latency_ms_p50": round(float(np.percentile(latencies, 50)), 3) if len(latencies) else None,
+            "latency_ms_p95": round(float(np.percentile(latencies, 95)), 3) if len(latencies) else None,
+            "cpu_ms_per_face": round(self.cpu_ms / n, 3),
+            "load_average_1min": [round(x, 2) for x in self.load_average],
+        }
 
 
 def read_image(path: Path) -> np.ndarray | None:
@@ -129,33 +154,76 @@ def read_image(path: Path) -> np.ndarray | None:
     return cv2.imread(str(path), cv2.IMREAD_COLOR)
 
 
-def templates_for(dataset: Path, images: Sequence[str], pipeline=None) -> TemplateRun:
-    """The subject's template for each image (None: failure to enrol)."""
+def default_workers() -> int:
+    """Images processed side by side: ``SAFECITY_EVAL_WORKERS``, else min(2, CPU cores)."""
+    value = os.environ.get("SAFECITY_EVAL_WORKERS")
+    if value:
+        return max(1, int(value))
+    return max(1, min(2, os.cpu_count() or 1))
+
+
+def _load() -> float:
+    try:
+        return float(os.getloadavg()[0])
+    except OSError:  # pragma: no cover - not on every platform
+        return float("nan")
+
+
+#: Images read ahead per batch; the pipeline is timed batch by batch, reading excluded.
+BATCH = 32
+
+
+def templates_for(dataset: Path, images: Sequence[str], pipeline=None, workers: int | None = None) -> TemplateRun:
+    """The subject's template for each image (None: failure to enrol).
+
+    ``workers`` images go through the pipeline side by side (threads; the networks
+    release the GIL). Images are read in batches of :data:`BATCH` before the clock
+    starts; the wall time of each batch's pipeline work is summed into
+    ``pipeline_ms``, so ``ms_per_face`` is wall time per image at that parallelism
+    (with one worker: the latency), and ``latencies_ms`` keeps each image's own time.
+    """
     from safecity.faces.pipeline import FacePipeline
 
-    pipeline = pipeline or FacePipeline()
-    run = TemplateRun(templates=[])
+    workers = workers or default_workers()
+    pipeline = pipeline or FacePipeline(streams=workers)
+    run = TemplateRun(templates=[], workers=workers, load_average=[_load()])
     warm = np.zeros((224, 224, 3), np.uint8)
-    pipeline.subject(warm)  # first inference compiles lazily: keep it out of the timing
-    for image in images:
-        picture = read_image(Path(dataset) / image)
-        if picture is None:
-            run.unreadable += 1
-            run.templates.append(None)
-            run.qualities.append(None)
-            continue
+
+    def subject(picture: np.ndarray):
         start = time.perf_counter()
         face = pipeline.subject(picture)
-        run.pipeline_ms += (time.perf_counter() - start) * 1000.0
-        if face is None:
-            run.no_face += 1
-            run.templates.append(None)
-            run.qualities.append(None)
-            continue
-        run.qualities.append(face.quality.score)
-        if face.template is None:
-            run.low_quality += 1
-        run.templates.append(face.template)
+        return face, (time.perf_counter() - start) * 1000.0
+
+    with ThreadPoolExecutor(max_workers=workers) as pool:
+        # first inference compiles lazily (per thread): keep it out of the timing
+        list(pool.map(subject, [warm] * workers))
+        for first in range(0, len(images), BATCH):
+            chunk = images[first : first + BATCH]
+            pictures = [read_image(Path(dataset) / image) for image in chunk]
+            readable = [picture for picture in pictures if picture is not None]
+            wall, cpu = time.perf_counter(), time.process_time()
+            results = list(pool.map(subject, readable)) if workers > 1 else [subject(p) for p in readable]
+            run.pipeline_ms += (time.perf_counter() - wall) * 1000.0
+            run.cpu_ms += (time.process_time() - cpu) * 1000.0
+            found = iter(results)
+            for picture in pictures:
+                if picture is None:
+                    run.unreadable += 1
+                    run.templates.append(None)
+                    run.qualities.append(None)
+                    continue
+                face, ms = next(found)
+                run.latencies_ms.append(ms)
+                if face is None:
+                    run.no_face += 1
+                    run.templates.append(None)
+                    run.qualities.append(None)
+                    continue
+                run.qualities.append(face.quality.score)
+                if face.template is None:
+                    run.low_quality += 1
+                run.templates.append(face.template)
+    run.load_average.append(_load())
     return run
 
 
@@ -308,7 +376,7 @@ def _clean(value: float | None) -> float | None:
 # --------------------------------------------------------------------------- entry points
 
 
-def evaluate(dataset_dir: str | Path, limit: int | None = None, pipeline=None) -> dict:
+def evaluate(dataset_dir: str | Path, limit: int | None = None, pipeline=None, workers: int | None = None) -> dict:
     dataset = Path(dataset_dir)
     rows = load_identities(dataset, limit)
     pairs = load_pairs(dataset, limit)
@@ -320,7 +388,7 @@ def evaluate(dataset_dir: str | Path, limit: int | None = None, pipeline=None) -
         if image not in seen:
             seen.add(image)
             images.append(image)
-    run = templates_for(dataset, images, pipeline)
+    run = templates_for(dataset, images, pipeline, workers)
     template_of = dict(zip(images, run.templates))
     failures = sum(t is None for t in run.templates)
     return {
@@ -332,6 +400,7 @@ def evaluate(dataset_dir: str | Path, limit: int | None = None, pipeline=None) -
         "verification": verification(pairs, template_of),
         "identification": identification(rows, template_of) if rows else None,
         "ms_per_face": round(run.ms_per_face, 3),
+        "timing": run.timing(),
         "operating_threshold": OPERATING_THRESHOLD,
         "limit": limit,
     }
@@ -346,6 +415,11 @@ def summarise(result: dict) -> str:
         f"faces: {result['n_images']} images, failure to enrol {_fmt(result['fte_rate'])} "
         f"(no face {result['fte']['no_face']}, low quality {result['fte']['low_quality']}), "
         f"{result['ms_per_face']:.1f} ms per face"
+        + (
+            f" ({t['workers']} at a time; latency {t['latency_ms_mean']:.1f} ms, CPU {t['cpu_ms_per_face']:.1f} ms per face)"
+            if (t := result.get("timing")) and t.get("latency_ms_mean") is not None
+            else ""
+        )
     ]
     v = result.get("verification")
     if v:

@@ -4,8 +4,8 @@ One path for the product and the evaluation alike, so that what ``safecity eval
 faces`` measures is what a camera or a terminal runs:
 
 1. YuNet finds faces (boxes, 5 landmarks, confidence);
-2. the faces to be compared are re-detected on a crop scaled to ~224 px for better
-   landmarks (:meth:`FaceDetector.refine`);
+2. the faces to be compared, when smaller than 224 px, are re-detected on a crop
+   scaled to 224 px for better landmarks (:meth:`FaceDetector.refine`);
 3. each is aligned to the ArcFace 112 x 112 template and scored for quality;
 4. only faces at or above :data:`QUALITY_THRESHOLD` are embedded with SFace
    (128-d, L2-normalised); the others get no template at all.
@@ -41,7 +41,14 @@ class Face:
 
 
 class FacePipeline:
-    """Detector + quality gate + embedder. Cheap to call; build it once (it loads two models)."""
+    """Detector + quality gate + embedder. Cheap to call; build it once (it loads two models).
+
+    Safe to call from several threads at once. ``streams`` is how many threads are
+    expected to (default: the process's setting, see
+    :func:`safecity.vision.runtime.set_default_streams`); with ``streams=2`` two images
+    are processed side by side, one core each, which roughly halves the wall time per
+    image on two idle cores while each image takes longer (see docs/faces.md, Speed).
+    """
 
     def __init__(
         self,
@@ -50,9 +57,10 @@ class FacePipeline:
         quality_threshold: float = QUALITY_THRESHOLD,
         refine: bool = True,
         backend: str = "auto",
+        streams: int | None = None,
     ) -> None:
         self.detector = detector or FaceDetector(backend=backend)
-        self.embedder = embedder or FaceEmbedder(backend=backend)
+        self.embedder = embedder or FaceEmbedder(backend=backend, streams=streams)
         self.quality_threshold = quality_threshold
         self.refine = refine
 

@@ -25,6 +25,22 @@ BACKENDS = ("openvino", "onnxruntime")
 _FIRST_USE = threading.Lock()
 
 
+_default_streams = 1
+
+
+def set_default_streams(streams: int) -> None:
+    """How many threads are expected to call each model at once, for models loaded from
+    now on. An engine running several cameras in one process sets it to its cores: each
+    model then runs that many inferences side by side, one core each (throughput),
+    instead of one at a time on every core (latency, the default for one camera)."""
+    global _default_streams
+    _default_streams = max(1, int(streams))
+
+
+def default_streams() -> int:
+    return int(os.environ.get("SAFECITY_INFERENCE_STREAMS", _default_streams))
+
+
 def model_cache_dir() -> Path:
     """Where models converted from packaged weights are kept (never downloaded)."""
     root = os.environ.get("SAFECITY_MODEL_DIR") or Path.home() / ".cache" / "safecity" / "models"
@@ -61,20 +77,31 @@ class InferenceModel:
 
     Thread-safe: OpenVINO gets one infer request per thread; onnxruntime sessions are
     safe to share. ``threads`` caps the CPU threads one inference may use.
+
+    ``streams`` (default: :func:`default_streams`) is how many callers may run it at
+    once. With 1, OpenVINO's LATENCY hint runs one inference at a time on all cores, so
+    threads calling together take turns. With N > 1 it is compiled with N streams of
+    ``threads`` (default 1) cores each, so N cameras' frames run side by side; on
+    onnxruntime each call is then kept to ``threads`` (default 1) cores.
     """
 
-    def __init__(self, path: str | Path, backend: str = "auto", threads: int | None = None) -> None:
+    def __init__(self, path: str | Path, backend: str = "auto", threads: int | None = None,
+                 streams: int | None = None) -> None:
         self.path = Path(path)
         if not self.path.is_file():
             raise FileNotFoundError(f"model file not found: {self.path}")
         self.backend = choose_backend(backend)
+        self.streams = max(1, streams or default_streams())
         self._local = threading.local()
         if self.backend == "openvino":
             import openvino as ov
 
-            config = {"PERFORMANCE_HINT": "LATENCY"}
-            if threads:
-                config["INFERENCE_NUM_THREADS"] = threads
+            if self.streams > 1:
+                config = {"NUM_STREAMS": self.streams, "INFERENCE_NUM_THREADS": self.streams * (threads or 1)}
+            else:
+                config = {"PERFORMANCE_HINT": "LATENCY"}
+                if threads:
+                    config["INFERENCE_NUM_THREADS"] = threads
             with _FIRST_USE:
                 self._compiled = ov.Core().compile_model(str(self.path), "CPU", config)
             self.inputs = [port.any_name for port in self._compiled.inputs]
@@ -83,8 +110,8 @@ class InferenceModel:
             import onnxruntime as ort
 
             options = ort.SessionOptions()
-            if threads:
-                options.intra_op_num_threads = threads
+            if threads or self.streams > 1:
+                options.intra_op_num_threads = threads or 1
             options.log_severity_level = 3
             self._session = ort.InferenceSession(str(self.path), options, providers=["CPUExecutionProvider"])
             self.inputs = [i.name for i in self._session.get_inputs()]
@@ -106,7 +133,7 @@ class InferenceModel:
         return list(self._session.run(self.outputs, dict(feeds)))
 
     def __repr__(self) -> str:
-        return f"InferenceModel({self.path.name}, backend={self.backend})"
+        return f"InferenceModel({self.path.name}, backend={self.backend}, streams={self.streams})"
 
 
 def output_by_name(model: InferenceModel, outputs: Sequence[np.ndarray], name: str) -> np.ndarray:
