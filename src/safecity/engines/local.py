@@ -10,6 +10,7 @@ its camera: it is shown in the camera's status, and the camera carries on.
 from __future__ import annotations
 
 import logging
+import os
 import threading
 import time
 from typing import Sequence
@@ -22,14 +23,25 @@ from safecity.pipeline.stage import Overlay
 from safecity.records import Event, Frame
 from safecity.sources.buffer import LatestFrames
 from safecity.sources.camera import CameraFeed, CameraStatus
+from safecity.vision.runtime import set_default_streams
 
 log = logging.getLogger(__name__)
 
 MAX_PENDING = 10_000  # events held in memory while the store is unreachable
 
 
+def inference_streams(cameras: int, cores: int) -> int:
+    """Streams each model gets when ``cameras`` share ``cores``: one camera runs each
+    inference on every core (0: lowest latency); several run side by side, one core each."""
+    return 0 if cameras <= 1 else max(1, min(cameras, cores))
+
+
 class LocalEngine:
-    def __init__(self, config: Config, store: EventStore, sinks: Sequence[EventSink] = ()) -> None:
+    """``cores``: the CPU cores this engine may use (default: all of the machine's); a
+    process pool gives each worker its share."""
+
+    def __init__(self, config: Config, store: EventStore, sinks: Sequence[EventSink] = (),
+                 cores: int | None = None) -> None:
         self.config = config
         self.store = store
         self.sinks = list(sinks)
@@ -38,6 +50,7 @@ class LocalEngine:
         self.status: dict[str, CameraStatus] = {c.name: CameraStatus(c.name) for c in self.cameras}
         self._threads: list[threading.Thread] = []
         self._latest: dict[str, tuple[Frame, list[Overlay]]] = {}
+        set_default_streams(inference_streams(len(self.cameras), cores or os.cpu_count() or 1))
 
     def start(self) -> None:
         for camera in self.cameras:

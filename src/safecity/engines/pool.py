@@ -27,7 +27,7 @@ from safecity.sources.camera import CameraStatus
 log = logging.getLogger(__name__)
 
 
-def _worker(config_json: dict[str, Any], group: int, channel: Connection) -> None:
+def _worker(config_json: dict[str, Any], group: int, channel: Connection, cores: int = 1) -> None:
     import signal
 
     from safecity.engines.local import LocalEngine
@@ -40,7 +40,7 @@ def _worker(config_json: dict[str, Any], group: int, channel: Connection) -> Non
     signal.signal(signal.SIGTERM, lambda *_: stop.set())
     config = Config.model_validate(config_json)
     store = EventStore.from_config(config.store)
-    engine = LocalEngine(config, store, sinks_from_config(config.outputs))
+    engine = LocalEngine(config, store, sinks_from_config(config.outputs), cores=cores)
     engine.start()
     try:
         while not stop.is_set():
@@ -67,6 +67,7 @@ class ProcessPoolEngine:
         self.config = config
         self.cameras = [c for c in config.cameras if c.enabled]
         self.groups = split(config, workers or os.cpu_count() or 1)
+        self.cores_per_worker = max(1, (os.cpu_count() or 1) // max(1, len(self.groups)))
         self._context = mp.get_context("spawn")  # fresh interpreters: no forked model or thread state
         self._stop = threading.Event()
         self._processes: dict[int, Any] = {}
@@ -79,7 +80,7 @@ class ProcessPoolEngine:
     def _spawn(self, group: int) -> None:
         receive, send = self._context.Pipe(duplex=False)
         process = self._context.Process(
-            target=_worker, args=(self.groups[group].model_dump(mode="json"), group, send),
+            target=_worker, args=(self.groups[group].model_dump(mode="json"), group, send, self.cores_per_worker),
             name=f"safecity-cameras-{group}", daemon=True,
         )
         process.start()

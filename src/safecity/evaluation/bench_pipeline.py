@@ -16,7 +16,9 @@ from pathlib import Path
 
 from safecity.config import Camera, Config
 from safecity.pipeline.camera import CameraPipeline
+from safecity.engines.local import inference_streams
 from safecity.sources.video import VideoSource
+from safecity.vision.runtime import set_default_streams
 
 
 def bench_pipeline(video: Path, streams: int, config: Config, analysers: list[str], fps: float, seconds: float,
@@ -32,12 +34,13 @@ def _bench_processes(video, streams, config, analysers, fps, seconds, workers) -
 
     shares = [streams // workers + (1 if i < streams % workers else 0) for i in range(workers)]
     shares = [n for n in shares if n]
+    cores_each = max(1, (os.cpu_count() or 1) // len(shares))
     with mp.get_context("spawn").Pool(len(shares)) as pool:
-        parts = pool.starmap(_bench_threads, [(video, n, config, analysers, fps, seconds) for n in shares])
+        parts = pool.starmap(_bench_threads, [(video, n, config, analysers, fps, seconds, cores_each) for n in shares])
     per_stream = [x for part in parts for x in part["fps_per_stream"]]
     total = sum(per_stream)
-    cores = os.cpu_count() or 1
     stages = sorted({k for part in parts for k in part["stage_ms"]})
+    cores = os.cpu_count() or 1
     return {
         **parts[0],
         "streams": streams,
@@ -52,7 +55,10 @@ def _bench_processes(video, streams, config, analysers, fps, seconds, workers) -
     }
 
 
-def _bench_threads(video: Path, streams: int, config: Config, analysers: list[str], fps: float, seconds: float) -> dict:
+def _bench_threads(video: Path, streams: int, config: Config, analysers: list[str], fps: float, seconds: float,
+                   cores: int | None = None) -> dict:
+    inference = inference_streams(streams, cores or os.cpu_count() or 1)
+    set_default_streams(inference)  # as the local engine does
     cameras = [
         Camera(name=f"bench-{i}", source=str(video), fps=fps, analysers=analysers, loop=True, realtime=False)
         for i in range(streams)
@@ -107,6 +113,7 @@ def _bench_threads(video: Path, streams: int, config: Config, analysers: list[st
         "workers": 1,
         "analysers": analysers,
         "analysis_fps": fps,
+        "inference_streams": inference,
         "seconds": round(elapsed, 1),
         "cores": cores,
         "fps_per_stream": [round(x, 2) for x in per_stream],

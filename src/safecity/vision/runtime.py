@@ -25,16 +25,16 @@ BACKENDS = ("openvino", "onnxruntime")
 _FIRST_USE = threading.Lock()
 
 
-_default_streams = 1
+_default_streams = 0  # 0: one inference at a time on every core (lowest latency)
 
 
 def set_default_streams(streams: int) -> None:
     """How many threads are expected to call each model at once, for models loaded from
-    now on. An engine running several cameras in one process sets it to its cores: each
-    model then runs that many inferences side by side, one core each (throughput),
-    instead of one at a time on every core (latency, the default for one camera)."""
+    now on. An engine running several cameras in one process sets it to its share of
+    the cores: each model then runs that many inferences side by side, one core each
+    (throughput), instead of one at a time on every core (0, the default: latency)."""
     global _default_streams
-    _default_streams = max(1, int(streams))
+    _default_streams = max(0, int(streams))
 
 
 def default_streams() -> int:
@@ -79,8 +79,8 @@ class InferenceModel:
     safe to share. ``threads`` caps the CPU threads one inference may use.
 
     ``streams`` (default: :func:`default_streams`) is how many callers may run it at
-    once. With 1, OpenVINO's LATENCY hint runs one inference at a time on all cores, so
-    threads calling together take turns. With N > 1 it is compiled with N streams of
+    once. With 0, OpenVINO's LATENCY hint runs one inference at a time on all cores, so
+    threads calling together take turns. With N >= 1 it is compiled with N streams of
     ``threads`` (default 1) cores each, so N cameras' frames run side by side; on
     onnxruntime each call is then kept to ``threads`` (default 1) cores.
     """
@@ -91,12 +91,12 @@ class InferenceModel:
         if not self.path.is_file():
             raise FileNotFoundError(f"model file not found: {self.path}")
         self.backend = choose_backend(backend)
-        self.streams = max(1, streams or default_streams())
+        self.streams = default_streams() if streams is None else max(0, int(streams))
         self._local = threading.local()
         if self.backend == "openvino":
             import openvino as ov
 
-            if self.streams > 1:
+            if self.streams:
                 config = {"NUM_STREAMS": self.streams, "INFERENCE_NUM_THREADS": self.streams * (threads or 1)}
             else:
                 config = {"PERFORMANCE_HINT": "LATENCY"}
@@ -110,7 +110,7 @@ class InferenceModel:
             import onnxruntime as ort
 
             options = ort.SessionOptions()
-            if threads or self.streams > 1:
+            if threads or self.streams:
                 options.intra_op_num_threads = threads or 1
             options.log_severity_level = 3
             self._session = ort.InferenceSession(str(self.path), options, providers=["CPUExecutionProvider"])

@@ -1,0 +1,48 @@
+"""The inference runtime: latency mode and side-by-side streams give the same outputs."""
+
+import threading
+
+import numpy as np
+import pytest
+
+from safecity.engines.local import inference_streams
+from safecity.plates.detect import convert
+from safecity.vision import runtime
+from safecity.vision.runtime import InferenceModel
+
+
+def test_one_camera_gets_latency_mode_and_several_share_the_cores():
+    assert inference_streams(1, 2) == 0
+    assert inference_streams(8, 2) == 2
+    assert inference_streams(3, 16) == 3
+
+
+@pytest.mark.parametrize("backend", runtime.available_backends())
+def test_streams_give_the_same_outputs_from_parallel_callers(backend):
+    path = convert()  # the plate detector: a real network, small and fixed
+    latency = InferenceModel(path, backend=backend, streams=0)
+    parallel = InferenceModel(path, backend=backend, streams=2)
+    assert parallel.streams == 2 and latency.streams == 0
+    images = [np.random.default_rng(i).random((1, 3, 320, 320), dtype=np.float32) for i in range(4)]
+    expected = [latency(x)[1] for x in images]
+    results: dict[int, np.ndarray] = {}
+
+    def call(i: int) -> None:
+        results[i] = parallel(images[i])[1]
+
+    threads = [threading.Thread(target=call, args=(i,)) for i in range(len(images))]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(60)
+    for i, want in enumerate(expected):
+        np.testing.assert_allclose(results[i], want, atol=2e-3)
+
+
+def test_the_process_default_applies_to_models_loaded_afterwards(monkeypatch):
+    monkeypatch.delenv("SAFECITY_INFERENCE_STREAMS", raising=False)
+    monkeypatch.setattr(runtime, "_default_streams", 0)
+    runtime.set_default_streams(2)
+    assert InferenceModel(convert()).streams == 2
+    monkeypatch.setenv("SAFECITY_INFERENCE_STREAMS", "0")
+    assert InferenceModel(convert()).streams == 0
