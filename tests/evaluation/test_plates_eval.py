@@ -80,6 +80,8 @@ def test_crops_boxes_and_conditions_in_one_folder(recognizer, shared_data, tmp_p
     assert result["detection_recall"] == pytest.approx(2 / 3)  # only boxed labels count
     assert set(result["by_condition"]) == {"day"} | {r["condition"] for r in crop_rows}
     assert not any(m["label"] == "ZZ999ZZ" and m["found"] for m in result["misreads"])
+    # the Spanish crops carry anonymising boxes: read (and rescored) with them, then back to normal
+    assert result["anonymised_boxes"] is True and recognizer.reader.find_hidden is False
 
 
 def test_command_line(shared_data, tmp_path):

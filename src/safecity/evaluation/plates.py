@@ -204,16 +204,22 @@ def evaluate(dataset_dir: Path | str, limit: int | None = None, recognizer=None,
 
         boxed = sum(bool(hidden_boxes(cv2.imread(str(dataset_dir / n), cv2.IMREAD_COLOR))) for n in crops)
         if boxed >= ANONYMISED_SHARE * len(crops):
-            reader.find_hidden = True
-            try:
-                for n in crops:
-                    image = cv2.imread(str(dataset_dir / n), cv2.IMREAD_COLOR)
-                    start = time.perf_counter()
-                    results[n] = _Image(None, reader.read_many([image]), (time.perf_counter() - start) * 1000)
-            finally:
-                reader.find_hidden = False
+            reader.find_hidden = True  # until the end of this run (region rescoring included)
+            for n in crops:
+                image = cv2.imread(str(dataset_dir / n), cv2.IMREAD_COLOR)
+                start = time.perf_counter()
+                results[n] = _Image(None, reader.read_many([image]), (time.perf_counter() - start) * 1000)
             anonymised = True
+    try:
+        return _finish(dataset_dir, labels, kinds, results, errors, anonymised, recognizer, adapt_region)
+    finally:
+        if anonymised:
+            reader.find_hidden = False
 
+
+def _finish(dataset_dir: Path, labels: list[Label], kinds: dict[str, bool], results: dict[str, "_Image | None"],
+            errors: list[str], anonymised: bool, recognizer, adapt_region: bool) -> dict[str, Any]:
+    reader = recognizer.reader
     first = _score(labels, results)
     region = None
     final = first

@@ -126,6 +126,10 @@ class Grammar:
     patterns: tuple[str, ...]
     prior: float
     unknowns: bool = True  # may unseen characters ('?') fill its positions?
+    # may a character be swapped for a fixed look-alike the model itself did not see?
+    # Not for a loose union of formats (US states: many formats are not listed), where
+    # a mismatch says little about the character.
+    lookalikes: bool = True
 
 
 GRAMMARS: dict[str, Grammar] = {
@@ -169,6 +173,7 @@ GRAMMARS: dict[str, Grammar] = {
             ("NLLLNNN", "LLLNNNN", "LLLNNN", "NNNLLL", "NLLNNN", "LLNNNNN", "NNNNNNN", "LNNNNNN", "NNNNNN",
              "LLLNLN", "LLNLNL"),
             0.85,
+            lookalikes=False,
         ),
         Grammar("generic", "any 2-8 letters/digits (vanity and unlisted formats)", tuple("A" * n for n in range(2, 9)),
                 0.6, unknowns=False),
@@ -320,7 +325,7 @@ class CharChoice:
     confidence: float
     alternatives: dict[str, float] = field(default_factory=dict)
 
-    def options(self, allowed: Iterable[str]) -> tuple[str, float] | None:
+    def options(self, allowed: Iterable[str], lookalikes: bool = True) -> tuple[str, float] | None:
         """The best character from ``allowed`` for this position, with its confidence."""
         if self.char == UNKNOWN:
             return UNKNOWN, UNKNOWN_CONFIDENCE
@@ -328,7 +333,7 @@ class CharChoice:
         if self.char in allowed:
             return self.char, self.confidence
         best: tuple[str, float] | None = None
-        for c in LOOKALIKES.get(self.char, ""):
+        for c in LOOKALIKES.get(self.char, "") if lookalikes else "":
             if c in allowed:
                 q = max(self.confidence * LOOKALIKE_FACTOR, self.alternatives.get(c, 0.0))
                 if best is None or q > best[1]:
@@ -362,7 +367,8 @@ class Reading:
     raw: str
 
 
-def _fit(chars: Sequence[CharChoice], expansion: tuple[_Slot, ...]) -> tuple[str, list[float]] | None:
+def _fit(chars: Sequence[CharChoice], expansion: tuple[_Slot, ...],
+         lookalikes: bool = True) -> tuple[str, list[float]] | None:
     text: list[str] = []
     confs: list[float] = []
     i = 0
@@ -374,7 +380,7 @@ def _fit(chars: Sequence[CharChoice], expansion: tuple[_Slot, ...]) -> tuple[str
             for word in slot.words:
                 qs = []
                 for choice, target in zip(part, word):
-                    got = None if choice.char == UNKNOWN else choice.options((target,))
+                    got = None if choice.char == UNKNOWN else choice.options((target,), lookalikes)
                     if got is None:
                         break
                     qs.append(got[1])
@@ -388,7 +394,7 @@ def _fit(chars: Sequence[CharChoice], expansion: tuple[_Slot, ...]) -> tuple[str
             confs.extend(best[1])
             i += n
         else:
-            got = chars[i].options(slot.chars)  # type: ignore[arg-type]
+            got = chars[i].options(slot.chars, lookalikes)  # type: ignore[arg-type]
             if got is None:
                 return None
             text.append(got[0])
@@ -412,16 +418,27 @@ def score_candidates(candidates: Sequence[Candidate], grammars: Sequence[str] | 
         if name not in GRAMMARS:
             raise ValueError(f"unknown plate grammar {name!r} (known: {', '.join(GRAMMARS)})")
     table = _patterns_by_length(names)
+    top_prior = max([priors.get(n, GRAMMARS[n].prior) if priors else GRAMMARS[n].prior for n in names]
+                    + [priors.get("", NO_GRAMMAR_PRIOR) if priors else NO_GRAMMAR_PRIOR])
+
+    def bound(cand: Candidate) -> float:
+        # no reading of this candidate can score more: every confidence is at most 1,
+        # an unknown's is fixed
+        k = sum(c.char == UNKNOWN for c in cand.chars)
+        return top_prior * math.prod(cand.evidence) * UNKNOWN_CONFIDENCE ** (k / max(1, len(cand.chars)))
+
     best: Reading | None = None
-    for cand in candidates:
+    for cand in sorted(candidates, key=bound, reverse=True):
         chars = cand.chars
         if not chars:
             continue
+        if best is not None and bound(cand) < best.score:
+            break  # sorted by bound: none of the rest can win
         has_unknowns = UNKNOWN in cand.raw
         for grammar, pattern, expansion in table.get(len(chars), []):
             if has_unknowns and not grammar.unknowns:
                 continue
-            fitted = _fit(chars, expansion)
+            fitted = _fit(chars, expansion, grammar.lookalikes)
             if fitted is None:
                 continue
             text, confs = fitted
@@ -534,12 +551,22 @@ def line_candidates(line, max_unknowns: int = 3, min_evidence: float = 0.05) -> 
     characters where none could hide."""
     chars = [CharChoice(c.char, c.confidence, dict(c.alternatives)) for c in line.chars]
     hidden = list(getattr(line, "hidden", None) or [])
-    n = len(chars)
-    if n < 3 or max_unknowns <= 0:
+    if max_unknowns <= 0:
         return [Candidate(chars)]
     centres = [c.centre for c in line.chars]
     if hidden:
-        return _hidden_candidates(line, chars, centres, hidden)
+        return _hidden_candidates(line, chars, centres, hidden, max_unknowns, min_evidence)
+    return _layouts(line, chars, centres, max_unknowns, min_evidence)
+
+
+def _layouts(line, chars: list[CharChoice], centres: list[float], max_unknowns: int,
+             min_evidence: float) -> list[Candidate]:
+    """``chars`` (at ``centres``; some may already be unknowns placed on anonymising
+    boxes) as they are and with up to ``max_unknowns`` more unknowns inserted, each with
+    its layout's evidence relative to the best layout."""
+    n = len(chars)
+    if n < 3 or max_unknowns <= 0:
+        return [Candidate(chars, [1.0])]
     start = float(getattr(line, "start", 0.0))
     end = float(getattr(line, "end", line.steps))
     height = float(getattr(line, "height", 0.0))
@@ -568,7 +595,7 @@ def line_candidates(line, max_unknowns: int = 3, min_evidence: float = 0.05) -> 
     # read from different views compete on their characters, not on their spacing
     top = max((c.evidence[0] for c in cands), default=0.0)
     if top <= 0:
-        return [Candidate(chars)]
+        return [Candidate(chars, [1.0])]
     for c in cands:
         c.evidence = [c.evidence[0] / top]
     # the reading as seen always stays; unlikely layouts with unknowns go
@@ -578,11 +605,13 @@ def line_candidates(line, max_unknowns: int = 3, min_evidence: float = 0.05) -> 
 HIDDEN_MISS = 0.15  # evidence left per anonymising box without an unknown on it (or unknown without a box)
 
 
-def _hidden_candidates(line, chars: list[CharChoice], centres: list[float],
-                       hidden: list[tuple[float, float]]) -> list[Candidate]:
+def _hidden_candidates(line, chars: list[CharChoice], centres: list[float], hidden: list[tuple[float, float]],
+                       max_unknowns: int = 3, min_evidence: float = 0.05) -> list[Candidate]:
     """Candidates for a line whose anonymising boxes were found in the image: an unknown
-    on every box (replacing whatever the model read on it), or, less likely (the box
-    finder may be wrong), as read with unknowns where the spacing suggests."""
+    on every box (replacing whatever the model read on it), more unknowns where the
+    spacing of characters and boxes together shows a box the finder missed; or, less
+    likely (the box finder may be wrong), as read with unknowns where the spacing
+    suggests."""
     if len(centres) >= 2:
         pitch = float(np.median(np.diff(centres)))
     else:
@@ -599,25 +628,18 @@ def _hidden_candidates(line, chars: list[CharChoice], centres: list[float],
         if merged and b - merged[-1] < 0.5 * pitch:
             continue
         merged.append(b)
+    merged = merged[:max_unknowns]
     items += [(b, CharChoice(UNKNOWN, UNKNOWN_CONFIDENCE)) for b in merged]
     items.sort(key=lambda t: t[0])
-    boxed = Candidate([c for _, c in items], [1.0])
-    plain = [c for c in line_candidates(_Unhinted(line), 3)]
+    boxed = _layouts(line, [c for _, c in items], [t for t, _ in items], max_unknowns - len(merged), min_evidence)
+    for c in boxed:
+        k = sum(ch.char == UNKNOWN for ch in c.chars) - len(merged)
+        c.evidence = [c.evidence[0] * HIDDEN_MISS ** (0.5 * k)]  # a missed box is less likely than a found one
+    plain = _layouts(line, chars, centres, max_unknowns, min_evidence)
     for c in plain:
         k = sum(ch.char == UNKNOWN for ch in c.chars)
         c.evidence = [c.evidence[0] * HIDDEN_MISS ** max(1, abs(len(merged) - k))]
-    return [boxed] + plain
-
-
-class _Unhinted:
-    """A line as the reader gave it, without its box hints."""
-
-    def __init__(self, line) -> None:
-        self._line = line
-        self.hidden: list[float] = []
-
-    def __getattr__(self, name: str):
-        return getattr(self._line, name)
+    return boxed + plain
 
 
 def best_reading(lines: Sequence, grammars: Sequence[str] | None = None,
@@ -637,9 +659,12 @@ def best_reading(lines: Sequence, grammars: Sequence[str] | None = None,
     # band, a frame screw): offer the reading without it, at a cost
     trimmed = []
     for c in joined:
-        if len(c.chars) >= 5 and UNKNOWN not in (c.chars[0].char, c.chars[-1].char):
-            trimmed.append(Candidate(c.chars[1:], c.evidence + [EDGE_DROP_COST]))
-            trimmed.append(Candidate(c.chars[:-1], c.evidence + [EDGE_DROP_COST]))
+        if len(c.chars) >= 5:
+            # (an unknown is never dropped: it stands for a box or a gap seen inside the plate)
+            if c.chars[0].char != UNKNOWN:
+                trimmed.append(Candidate(c.chars[1:], c.evidence + [EDGE_DROP_COST]))
+            if c.chars[-1].char != UNKNOWN:
+                trimmed.append(Candidate(c.chars[:-1], c.evidence + [EDGE_DROP_COST]))
     joined += trimmed
     return score_candidates(joined, grammars, priors)
 
@@ -659,25 +684,33 @@ FAMILIES: dict[str, tuple[str, ...]] = {
     "us": ("us",),
 }
 _FAMILY_OF = {g: f for f, gs in FAMILIES.items() for g in gs}
+# where plates of a country are also met: cars cross borders within an area far more
+# often than between continents
+AREAS: dict[str, str] = {"es": "europe", "sk": "europe", "cz": "europe", "pl": "europe", "de": "europe",
+                         "us": "americas", "br": "americas", "cn": "asia"}
 
 
 class RegionPrior:
     """Learns which country's formats a camera sees, from its own confident readings.
 
     A camera in Madrid reads mostly Spanish plates; once ``min_reads`` confident
-    readings (every seen character >= ``min_confidence``) fitted a
-    country's formats and one country holds ``min_share`` of them, that country's
-    grammars keep their prior and the others (and the generic and no-grammar
-    fallbacks) are scaled by ``others``, so ambiguous readings resolve towards local
-    formats. Nothing changes until the evidence is there. Labels are never used.
+    readings (every seen character >= ``min_confidence``) fitted a country's formats
+    and one country holds ``min_share`` of them, that country's most likely grammar gets
+    prior 1 (its others in proportion), the grammars of countries in the same area
+    (:data:`AREAS`: cars cross borders) are scaled by ``neighbours`` and those of other
+    areas by ``far``, so ambiguous readings resolve towards local formats. The generic
+    and no-grammar fallbacks keep their priors: vanity and unlisted formats are no
+    rarer for knowing the country. Nothing changes until the evidence is there. Labels
+    are never used.
     """
 
     def __init__(self, min_reads: int = 20, min_share: float = 0.6, min_confidence: float = 0.9,
-                 others: float = 0.7) -> None:
+                 neighbours: float = 0.7, far: float = 0.3) -> None:
         self.min_reads = min_reads
         self.min_share = min_share
         self.min_confidence = min_confidence
-        self.others = others
+        self.neighbours = neighbours
+        self.far = far
         self.counts: dict[str, int] = {}
 
     def observe(self, grammar: str | None, text: str, char_confidences: Sequence[float]) -> None:
@@ -700,8 +733,17 @@ class RegionPrior:
         region = self.region
         if region is None:
             return None
-        out = {name: g.prior * (1.0 if _FAMILY_OF.get(name) == region else self.others) for name, g in GRAMMARS.items()}
-        out[""] = NO_GRAMMAR_PRIOR * self.others
+        area = AREAS.get(region)
+        out: dict[str, float] = {"": NO_GRAMMAR_PRIOR}
+        for name, g in GRAMMARS.items():
+            family = _FAMILY_OF.get(name)
+            if family is None:
+                out[name] = g.prior
+            else:
+                out[name] = g.prior * (self.neighbours if AREAS.get(family) == area else self.far)
+        # the region's formats: its most likely at 1, the others in proportion (older
+        # series stay less likely than current ones)
+        top = max(GRAMMARS[name].prior for name in FAMILIES[region])
         for name in FAMILIES[region]:
-            out[name] = max(out[name], 1.0)
+            out[name] = GRAMMARS[name].prior / top
         return out
