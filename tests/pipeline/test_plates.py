@@ -103,3 +103,12 @@ def test_with_objects_plates_are_searched_only_on_moving_vehicles(shared_data, t
     assert sum(r["plate"] in texts for r in rows) >= len(rows) - 1, (texts, [r["plate"] for r in rows])
     # reads stop once a pass is settled: far fewer OCR runs than frames with a plate
     assert plates.plates_read < frames
+
+
+def test_vehicle_regions_merge_until_none_overlap_and_crops_get_a_few_sizes():
+    from safecity.pipeline.plates import crop_size, merge_boxes
+
+    chain = [[0, 0, 10, 10], [20, 0, 30, 10], [8, 0, 22, 10], [100, 100, 110, 110]]  # 1-3 chain via the middle one
+    assert sorted(merge_boxes(chain)) == [[0, 0, 30, 10], [100, 100, 110, 110]]
+    assert merge_boxes([[0, 0, 10, 10], [10, 0, 20, 10]]) == [[0, 0, 10, 10], [10, 0, 20, 10]]  # touching only
+    assert [crop_size(w, h) for w, h in [(90, 60), (330, 200), (700, 420), (1280, 720)]] == [320, 416, 800, 800]

@@ -71,7 +71,8 @@ class _Pass:
     last_ts: float
     best_quality: float = -1.0
     frame: np.ndarray | None = None
-    box: tuple[float, float, float, float] | None = None
+    box: tuple[float, float, float, float] | None = None  # where the plate was at its best
+    last_box: tuple[float, float, float, float] | None = None  # where it was last seen
     reads: int = 0
     read_ts: float = -1e18
     read_quality: float = 0.0
@@ -139,7 +140,7 @@ class PlateEvents(Analyser):
             return []
         classes = objects.data.get("class", objects.class_name).astype(str)
         vehicles = np.asarray(objects.xyxy, np.float64)[np.isin(classes, PLATE_CLASSES)]
-        followed = np.array([p.box for p in self._passes.values() if p.box is not None], np.float64).reshape(-1, 4)
+        followed = np.array([p.last_box for p in self._passes.values() if p.last_box], np.float64).reshape(-1, 4)
         wanted = vehicles[_overlaps(vehicles, np.asarray(motion.regions.xyxy, np.float64)) | _overlaps(vehicles, followed)]
         h, w = frame.height, frame.width
         regions = []
@@ -180,7 +181,7 @@ class PlateEvents(Analyser):
             box = tuple(float(v) for v in tracked.xyxy[i])
             quality = float(tracked.confidence[i]) * (box[2] - box[0])
             current = self._passes.setdefault(tid, _Pass(frame.ts, frame.ts))
-            current.last_ts = frame.ts
+            current.last_ts, current.last_box = frame.ts, box
             if quality > current.best_quality:
                 current.best_quality, current.frame, current.box = quality, frame.image, box
             if self._wants_read(current, quality, frame.ts):
