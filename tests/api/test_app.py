@@ -1,5 +1,6 @@
 import cv2
 import numpy as np
+import pytest
 from fastapi.testclient import TestClient
 
 from safecity.api.app import create_app
@@ -133,9 +134,10 @@ def test_alerts_are_confirmed_or_rejected_by_a_person_with_a_note(client, users,
     assert motion.status_code == 400 and "not an alert" in motion.json()["detail"]
 
 
-def test_metrics_for_signed_in_scrapers(client, users):
-    assert client.get("/api/metrics").status_code == 401
-    response = client.get("/api/metrics", headers=bearer(users, "viewer"))
+@pytest.mark.parametrize("path", ["/api/metrics", "/metrics"])
+def test_metrics_for_signed_in_scrapers(client, users, path):
+    assert client.get(path).status_code == 401
+    response = client.get(path, headers=bearer(users, "viewer"))
     assert response.status_code == 200 and response.headers["content-type"].startswith("text/plain")
     assert 'safecity_camera_fps{camera="gate"} 5.0' in response.text
     assert 'safecity_camera_frames_total{camera="gate"} 10.0' in response.text

@@ -140,4 +140,9 @@ def system_router(ctx: AppContext) -> APIRouter:
 
         return Response(generate_latest(engine_registry(ctx.health)), media_type=CONTENT_TYPE_LATEST)
 
-    return router
+    outer = APIRouter()
+    outer.include_router(router)
+    # the same metrics where Prometheus scrapes by default
+    outer.add_api_route("/metrics", metrics, methods=["GET"], response_class=Response, tags=["system"],
+                        responses={200: {"content": {"text/plain": {}}}}, summary="Metrics (Prometheus' default path)")
+    return outer
