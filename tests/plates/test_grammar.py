@@ -1,7 +1,11 @@
 """Plate grammars: normalisation, formats, look-alike fixes only where a format demands."""
 
+import itertools
+
+import numpy as np
 import pytest
 
+import safecity.plates.grammar as grammar_module
 from safecity.plates.grammar import (
     GRAMMARS,
     Candidate,
@@ -14,8 +18,9 @@ from safecity.plates.grammar import (
     normalise_char,
     normalise_text,
     score_candidates,
+    _viterbi,
 )
-from safecity.plates.read import CharRead, LineRead
+from safecity.plates.read import CharRead, LineRead, decode_ctc
 
 
 def chars(text, conf=0.99, alts=None):
@@ -161,3 +166,109 @@ def test_a_box_the_finder_missed_is_placed_by_the_spacing():
     assert best_reading([line], ["es"]).text == "12?4BC?"
     # without unknowns allowed the reading is what was seen
     assert best_reading([line], ["es"], max_unknowns=0).text == "124BC"
+
+
+# --------------------------------------------------------------------------------------
+# Decoding constrained to a format
+
+
+def _forced_best_path(lg, lp, labels):
+    """Best CTC path score for one fixed label sequence (textbook Viterbi)."""
+    ext = [-1]
+    for c in labels:
+        ext += [c, -1]
+    S, T = len(ext), len(lg)
+    em = lambda t, s: lg[t] if ext[s] < 0 else lp[t, ext[s]]  # noqa: E731
+    V = np.full((T, S), -1e30)
+    V[0, 0], V[0, 1] = em(0, 0), em(0, 1)
+    for t in range(1, T):
+        for s in range(S):
+            best = V[t - 1, s]
+            if s >= 1:
+                best = max(best, V[t - 1, s - 1])
+            if s >= 2 and ext[s] >= 0 and ext[s] != ext[s - 2]:
+                best = max(best, V[t - 1, s - 2])
+            V[t, s] = best + em(t, s)
+    return max(V[T - 1, S - 1], V[T - 1, S - 2])
+
+
+def test_constrained_search_finds_the_best_ctc_path_through_character_sets():
+    rng = np.random.default_rng(0)
+    for _ in range(20):
+        T, K = int(rng.integers(3, 9)), 3
+        p = rng.dirichlet(np.ones(K + 1) * 0.5, T)
+        lg, lp = np.log(p[:, 0]), np.log(p[:, 1:])
+        sets = [[set(rng.choice(K, rng.integers(1, K + 1), replace=False).tolist())
+                 for _ in range(rng.integers(1, 4))] for _ in range(3)]
+        mask = np.zeros((3, max(map(len, sets)), K), bool)
+        for e, ss in enumerate(sets):
+            for pos, allowed in enumerate(ss):
+                mask[e, pos, sorted(allowed)] = True
+        scores, paths = _viterbi(lg, lp, mask)
+        for e, ss in enumerate(sets):
+            brute = max(_forced_best_path(lg, lp, lab) for lab in itertools.product(*[sorted(x) for x in ss]))
+            if brute < -1e29:
+                assert scores[e] < -1e29
+                continue
+            assert scores[e] == pytest.approx(brute, rel=1e-4, abs=1e-3)
+            # the traced path spells the sequence and scores what was reported
+            on = {t: (pos, c) for t, pos, c in paths[e]}
+            assert sorted({pos for pos, _ in on.values()}) == list(range(len(ss)))
+            assert all(c in ss[pos] for pos, c in on.values())
+            total = sum(lp[t, c] if t in on else lg[t] for t in range(T) for c in [on.get(t, (0, 0))[1]])
+            assert total == pytest.approx(scores[e], rel=1e-4, abs=1e-3)
+
+
+def _ctc_line(path, classes, extra=None):
+    """A decoded line from a step-by-step path of classes (0.9 each), with ``extra``
+    {step: {class: probability}} mixed in."""
+    probs = np.full((len(path), len(classes)), 1e-4)
+    for t, k in enumerate(path):
+        probs[t, classes.index(k)] = 0.9
+    for t, ps in (extra or {}).items():
+        for k, v in ps.items():
+            probs[t, classes.index(k)] = v
+    probs /= probs.sum(1, keepdims=True)
+    return decode_ctc(probs, classes)
+
+
+CLASSES = ("",) + tuple("0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZ") + ("o", "-", " ")
+
+
+def test_decoded_lines_carry_probabilities_folded_to_plate_characters():
+    line = _ctc_line(["", "A", "", "o", "-", "", " "], CLASSES)
+    assert line.text == "AO"
+    assert line.probs.shape == (7, 1 + len(line.prob_chars))
+    assert line.prob_chars.count("O") == 1 and "o" not in line.prob_chars
+    assert line.probs[3, 1 + line.prob_chars.index("O")] > 0.85  # 'o' folded into O
+    assert line.probs[4, 0] > 0.85 and line.probs[6, 0] > 0.85  # '-' and space are gaps
+    np.testing.assert_allclose(line.probs.sum(1), 1.0, atol=1e-4)
+
+
+def test_a_repeated_character_the_greedy_path_merged_is_split_where_a_format_demands():
+    # 1234 BBC (Spain): the two Bs run together, with only a weak gap between them
+    path = ["", "1", "", "2", "", "3", "", "4", "", "", "B", "B", "B", "B", "", "C", ""]
+    line = _ctc_line(path, CLASSES, {12: {"": 0.35, "B": 0.6}})
+    assert line.text == "1234BC"
+    assert best_reading([line], ["es", "generic"], max_unknowns=0).text == "1234BBC"
+    with constrained(False):  # greedy decoding and character fixes alone cannot
+        assert best_reading([line], ["es", "generic"], max_unknowns=0).text == "1234BC"
+
+
+def test_a_free_reading_stays_when_no_format_fits_well():
+    path = ["", "4", "", "H", "", "E", "", "L", "", "", "L", "", "O", ""]
+    line = _ctc_line(path, CLASSES)
+    r = best_reading([line], max_unknowns=0)  # a vanity plate: no format, read as seen
+    assert r.text == "4HELLO" and r.grammar in (None, "generic")
+
+
+class constrained:
+    def __init__(self, on):
+        self.on = on
+
+    def __enter__(self):
+        self.was = grammar_module.CONSTRAINED
+        grammar_module.CONSTRAINED = self.on
+
+    def __exit__(self, *exc):
+        grammar_module.CONSTRAINED = self.was

@@ -642,6 +642,275 @@ def _hidden_candidates(line, chars: list[CharChoice], centres: list[float], hidd
     return boxed + plain
 
 
+# --------------------------------------------------------------------------------------
+# Decoding constrained to a format: the best CTC path that spells a pattern
+
+
+CONSTRAINED = True  # offer format-constrained decodings of single lines (constrained_candidates)
+CONSTRAINED_WEIGHT = 1.0  # weight of the path's log-likelihood ratio (per character) in its evidence
+CONSTRAINED_SURE = 0.7  # a line read as-is in a country format, every character this sure, is not searched
+MIN_CONSTRAINED_EVIDENCE = 0.01  # a constrained path this much less likely than the free one is not offered
+CONSTRAINED_TRACE = 24  # paths traced back per search (the most likely per character)
+CONSTRAINED_KEEP = 8  # candidates offered per line
+CONSTRAINED_MIN_PROB = 1e-3  # characters never this likely on a line are not searched for
+_GAP_CERTAIN = 0.995  # runs of steps this surely a gap are one step for the constrained search
+_NEG = -1e30
+
+
+def _slot_sets(expansion: tuple[_Slot, ...]) -> list[frozenset[str]]:
+    """One character set per position (a code list becomes its per-position letters;
+    whether the pair is a real code is checked when the reading is scored)."""
+    out: list[frozenset[str]] = []
+    for slot in expansion:
+        if slot.words:
+            out.extend(frozenset(w[i] for w in slot.words) for i in range(slot.length))
+        else:
+            out.append(slot.chars)  # type: ignore[arg-type]
+    return out
+
+
+@lru_cache(maxsize=64)
+def _constrained_plans(names: tuple[str, ...]) -> tuple[tuple[tuple[frozenset[str], ...], int, int], ...]:
+    """The distinct per-position character sequences of the grammars' patterns, each
+    with no edge character, one extra character before or one after (an EU band, a
+    screw): (sets, lead, trail)."""
+    seen: set[tuple[frozenset[str], ...]] = set()
+    plans = []
+    for name in names:
+        grammar = GRAMMARS[name]
+        if grammar.name == "generic":
+            continue  # any string of letters and digits: the free reading is its best path
+        for pattern in grammar.patterns:
+            for expansion in compile_pattern(pattern):
+                sets = tuple(_slot_sets(expansion))
+                if sets not in seen:
+                    seen.add(sets)
+                    plans.extend([(sets, 0, 0), (sets, 1, 0), (sets, 0, 1)])
+    return tuple(plans)
+
+
+def _viterbi(lg: np.ndarray, lp: np.ndarray, mask: np.ndarray,
+             select=None) -> tuple[np.ndarray, dict[int, list[tuple[int, int, int]]]]:
+    """Best CTC paths through per-position character sets. ``lg`` (T): log probability of
+    a gap per step; ``lp`` (T x K): of each character; ``mask`` (E x L x K): which
+    characters each position of each of E sequences allows (a position beyond a
+    sequence's length allows none). A repeated character needs a gap between its two
+    runs, as in CTC. Returns each sequence's best path log-probability and, for those
+    ``select(scores)`` picks (default: all that have a path), its steps spent on
+    characters as (step, position, character column)."""
+    E, L, K = mask.shape
+    T = len(lg)
+    lengths = mask.any(2).sum(1)
+    lg = lg.astype(np.float32)
+    lp = lp.astype(np.float32)
+    # characters first, sequences last: numpy reduces and slices fastest that way
+    allow = np.where(mask.transpose(2, 1, 0), np.float32(0.0), np.float32(_NEG))  # K x L x E
+    Bs = np.full((T, L + 1, E), _NEG, np.float32)  # in a gap after l characters
+    Cs = np.full((T, K, L, E), _NEG, np.float32)  # on character k at position l
+    Bs[0, 0] = lg[0]
+    Cs[0, :, 0] = allow[:, 0] + lp[0][:, None]
+    for t in range(1, T):
+        Bp, Cp, B, C = Bs[t - 1], Cs[t - 1], Bs[t], Cs[t]
+        m1 = Cp.max(0)
+        B[0] = Bp[0]
+        np.maximum(Bp[1:], m1, out=B[1:])
+        B += lg[t]
+        np.maximum(Cp, Bp[None, :L], out=C)
+        if L > 1:
+            # from the previous position's character straight on: only a different one
+            # (its best character may only follow from the runner-up)
+            top = Cp[:, :-1] == m1[None, :-1]
+            m2 = np.where(top, np.float32(_NEG), Cp[:, :-1]).max(0)
+            np.maximum(C[:, 1:], np.where(top, m2[None], m1[None, :-1]), out=C[:, 1:])
+        C += allow
+        C += lp[t][:, None, None]
+    e_all = np.arange(E)
+    end_b = Bs[T - 1, lengths, e_all]
+    last = Cs[T - 1][:, lengths - 1, e_all]  # K x E
+    end_c_char = last.argmax(0)
+    end_c = last[end_c_char, e_all]
+    scores = np.maximum(end_b, end_c).astype(np.float64)
+    scores[scores <= _NEG / 2] = _NEG
+    todo = np.flatnonzero(scores > _NEG / 2)
+    if select is not None:
+        todo = np.intersect1d(todo, select(scores))
+    paths: dict[int, list[tuple[int, int, int]]] = {int(e): [] for e in todo}
+    if not len(todo):
+        return scores, paths
+    # back along all wanted paths at once
+    gap = end_b[todo] >= end_c[todo]
+    pos = np.where(gap, lengths[todo], lengths[todo] - 1)
+    char = end_c_char[todo].copy()
+    steps_l = np.full((T, len(todo)), -1, np.int64)
+    steps_c = np.zeros((T, len(todo)), np.int64)
+    ks = np.arange(K)
+    n_idx = np.arange(len(todo))
+    for t in range(T - 1, -1, -1):
+        on = ~gap
+        steps_l[t, on] = pos[on]
+        steps_c[t, on] = char[on]
+        if t == 0:
+            break
+        Bp, Cp = Bs[t - 1], Cs[t - 1]
+        lc = np.clip(pos, 0, L - 1)
+        lprev = np.clip(pos - 1, 0, L - 1)
+        row_prev = Cp[:, lprev, todo].T  # n x K: the previous position's characters
+        # in a gap: stayed in it, or just finished the previous position's character
+        g_stay = Bp[pos, todo]
+        g_from = np.where(pos > 0, row_prev.max(1), _NEG)
+        # on a character: stayed on it, came from a gap, or straight from another character
+        c_stay = Cp[char, lc, todo]
+        c_gap = Bp[np.clip(pos, 0, L), todo]
+        other = np.where(ks[None, :] == char[:, None], _NEG, row_prev)
+        c_prev_char = other.argmax(1)
+        c_prev = np.where(pos > 0, other[n_idx, c_prev_char], _NEG)
+        new_gap = gap.copy()
+        new_pos = pos.copy()
+        new_char = char.copy()
+        g_to_c = gap & (g_from > g_stay)
+        new_gap[g_to_c] = False
+        new_pos[g_to_c] = pos[g_to_c] - 1
+        new_char[g_to_c] = row_prev[g_to_c].argmax(1)
+        best = np.maximum(c_stay, np.maximum(c_gap, c_prev))
+        c_to_g = on & (c_stay < best) & (c_gap >= best)
+        c_to_c = on & (c_stay < best) & ~(c_gap >= best)
+        new_gap[c_to_g] = True
+        new_pos[c_to_c] = pos[c_to_c] - 1
+        new_char[c_to_c] = c_prev_char[c_to_c]
+        gap, pos, char = new_gap, new_pos, new_char
+    for j, e in enumerate(todo):
+        on = np.flatnonzero(steps_l[:, j] >= 0)
+        paths[int(e)] = [(int(t), int(steps_l[t, j]), int(steps_c[t, j])) for t in on]
+    return scores, paths
+
+
+@lru_cache(maxsize=256)
+def _constrained_masks(names: tuple[str, ...], n_read: int, columns: str):
+    """The plans worth searching for a line of ``n_read`` characters (one more or fewer
+    than a plan spells), grouped into Latin and Chinese plans -- each search carries only
+    the characters its plans can spell -- as (plans, character columns, E x L x K mask)."""
+    plans = [p for p in _constrained_plans(names) if abs(len(p[0]) + p[1] + p[2] - n_read) <= 1]
+    index = {c: j for j, c in enumerate(columns)}
+    groups: dict[bool, list[tuple[tuple[frozenset[str], ...], int, int]]] = {}
+    for plan in plans:
+        groups.setdefault(any(c in CN_PROVINCES for s in plan[0] for c in s), []).append(plan)
+    out = []
+    for group in groups.values():
+        union = sorted({index[c] for sets, _, _ in group for s in sets for c in s if c in index})
+        if not union:
+            continue
+        local = {j: i for i, j in enumerate(union)}
+        L = max(len(sets) + lead + trail for sets, lead, trail in group)
+        mask = np.zeros((len(group), L, len(union)), bool)
+        for e, (sets, lead, trail) in enumerate(group):
+            if lead:
+                mask[e, 0, :] = True
+            for i, allowed in enumerate(sets):
+                mask[e, lead + i, [local[index[c]] for c in allowed if c in index]] = True
+            if trail:
+                mask[e, lead + len(sets), :] = True
+        keep = mask.any(2).sum(1) == np.array([len(s) + a + b for s, a, b in group])  # every position spellable
+        out.append(([g for g, k in zip(group, keep) if k], np.array(union), mask[keep]))
+    return [g for g in out if len(g[0])]
+
+
+def constrained_candidates(line, grammars: Sequence[str] | None = None,
+                           weight: float | None = None) -> list[Candidate]:
+    """Readings of one line decoded *through* the formats of ``grammars``: for each
+    pattern (and with one stray character before or after it), the most probable CTC
+    path over the line's per-step probabilities whose characters fit the pattern's
+    classes position by position. Unlike replacing characters of the greedy reading,
+    this can split a repeated character the greedy path merged, find a character it
+    read as a gap, or let a stray mark go. Each candidate's characters carry their peak
+    probability over their steps (and the model's alternatives there); its evidence is
+    the path's probability against the free best path, per character, to the power
+    ``weight`` (default :data:`CONSTRAINED_WEIGHT`); a stray edge character costs
+    :data:`EDGE_DROP_COST` as well. Lines without probabilities, with anonymising boxes,
+    or already read surely (every character >= :data:`CONSTRAINED_SURE`) in a country
+    format give none."""
+    weight = CONSTRAINED_WEIGHT if weight is None else weight
+    probs = getattr(line, "probs", None)
+    chars_read = list(line.chars)
+    if probs is None or len(probs) < 2 or not chars_read or getattr(line, "hidden", None):
+        return []  # (anonymising boxes: see docs/plates.md, not better than the layouts)
+    names = tuple(grammars) if grammars else tuple(GRAMMARS)
+    n_read = len(chars_read)
+    raw = "".join(c.char for c in chars_read)
+    if min(c.confidence for c in chars_read) >= CONSTRAINED_SURE and any(
+        matches(raw, name) for name in names if name != "generic"
+    ):
+        return []
+    columns = line.prob_chars
+    groups = _constrained_masks(names, n_read, columns)
+    if not groups:
+        return []
+    # steps surely a gap in a row are one step: the search is over the rest
+    gap = probs[:, 0]
+    keep = np.ones(len(probs), bool)
+    keep[1:] = ~((gap[1:] > _GAP_CERTAIN) & (gap[:-1] > _GAP_CERTAIN))
+    steps = np.flatnonzero(keep)
+    P = probs[steps].astype(np.float64)
+    logs = np.log(np.maximum(P, 1e-12))
+    lg, lp = logs[:, 0], logs[:, 1:]
+    free = float(np.maximum(lg, lp.max(1)).sum())
+    results = []
+    seen = P[:, 1:].max(0) >= CONSTRAINED_MIN_PROB
+    for group, cols, mask in groups:
+        # only characters the model gave some probability somewhere on the line
+        sub = np.flatnonzero(seen[cols])
+        if not len(sub):
+            continue
+        spellable = mask[:, :, sub].any(2).sum(1) == mask.any(2).sum(1)
+        if not spellable.any():
+            continue
+        group = [g for g, k in zip(group, spellable) if k]
+        cols, mask = cols[sub], mask[spellable][:, :, sub]
+        # only the most likely paths are traced back (per character, as evidence counts)
+        per_char = np.array([len(p[0]) for p in group], np.float64)
+
+        def select(scores: np.ndarray, per_char: np.ndarray = per_char) -> np.ndarray:
+            rate = (scores - free) / per_char
+            ok = np.flatnonzero(weight * rate >= math.log(MIN_CONSTRAINED_EVIDENCE))
+            return ok[np.argsort(-rate[ok])[:CONSTRAINED_TRACE]]
+
+        scores, paths = _viterbi(lg, lp[:, cols], mask, select)
+        results += [(plan, scores[e], [(t, l, int(cols[c])) for t, l, c in paths[e]])
+                    for e, plan in enumerate(group) if e in paths]
+    # one candidate per text: the plan whose path explains the line best
+    best: dict[str, tuple[float, list[list[int]], list[int], int, int]] = {}
+    for (sets, lead, trail), score, path in results:
+        n = len(sets) + lead + trail
+        if score <= _NEG / 2 or not path:
+            continue
+        frames: list[list[int]] = [[] for _ in range(n)]
+        picked = [0] * n
+        for t, l, c in path:
+            frames[l].append(t)
+            picked[l] = c
+        evidence = math.exp(weight * min(0.0, score - free) / len(sets)) * EDGE_DROP_COST ** (lead + trail)
+        if evidence < MIN_CONSTRAINED_EVIDENCE:
+            continue
+        text = "".join(columns[c] for c in picked[lead : n - trail])
+        if text not in best or evidence > best[text][0]:
+            best[text] = (evidence, frames, picked, lead, n - trail)
+    # the few most promising texts become candidates (evidence x their characters' peaks)
+    def promise(v: tuple[float, list[list[int]], list[int], int, int]) -> float:
+        evidence, frames, picked, lo, hi = v
+        return evidence * _geomean([float(P[frames[l], picked[l] + 1].max()) for l in range(lo, hi)])
+
+    out = []
+    for evidence, frames, picked, lo, hi in sorted(best.values(), key=promise, reverse=True)[:CONSTRAINED_KEEP]:
+        choices = []
+        for l in range(lo, hi):
+            peak = P[frames[l], 1:].max(0)
+            c = picked[l]
+            top = np.argpartition(-peak, 7)[:7] if len(peak) > 7 else range(len(peak))
+            alts = {columns[j]: float(peak[j]) for j in top if j != c and peak[j] >= MIN_ALTERNATIVE}
+            choices.append(CharChoice(columns[c], float(peak[c]), alts))
+        out.append(Candidate(choices, [evidence]))
+    return out
+
+
 def best_reading(lines: Sequence, grammars: Sequence[str] | None = None,
                  priors: dict[str, float] | None = None, max_unknowns: int = 3) -> Reading | None:
     """The best grammar-consistent reading of one view of a plate: its lines (one, or
@@ -666,6 +935,17 @@ def best_reading(lines: Sequence, grammars: Sequence[str] | None = None,
             if c.chars[-1].char != UNKNOWN:
                 trimmed.append(Candidate(c.chars[:-1], c.evidence + [EDGE_DROP_COST]))
     joined += trimmed
+    if len(lines) == 1 and CONSTRAINED:
+        # (they do not depend on priors: a line rescored with other priors reuses them)
+        key = tuple(grammars) if grammars else None
+        cache = getattr(lines[0], "constrained", None)
+        if cache is None or key not in cache:
+            found = constrained_candidates(lines[0], grammars)
+            if cache is not None:
+                cache[key] = found
+        else:
+            found = cache[key]
+        joined += found
     return score_candidates(joined, grammars, priors)
 
 

@@ -132,6 +132,12 @@ class LineRead:
     end: float = -1.0  # (a border added for reading lies outside)
     height: float = REC_HEIGHT / REC_STRIDE  # the line's own height, in time steps
     hidden: list[tuple[float, float]] = field(default_factory=list)  # anonymising boxes' extents, in time steps
+    # the model's per-step probabilities folded to plate characters (T x 1+K: column 0 a
+    # gap -- blank, space or anything that is no plate character -- then ``prob_chars``),
+    # for decoding constrained to a plate format (grammar.constrained_candidates)
+    probs: np.ndarray | None = field(default=None, repr=False)
+    prob_chars: str = ""
+    constrained: dict = field(default_factory=dict, repr=False)  # its constrained decodings, by grammars
 
     def __post_init__(self) -> None:
         if self.end < 0:
@@ -152,6 +158,19 @@ class _PlateClasses:
                                                                                    or c in CN_PLATE_CHARS)]
         self.index = np.array(index, np.int64)
         self.space = len(classes) - 1
+        # the plate classes folded to their plate characters (o, O, Ｏ -> O): a 0/1 matrix
+        folded = [normalise_char(classes[i]) for i in index]
+        self.chars = "".join(sorted(set(folded)))
+        column = {c: j for j, c in enumerate(self.chars)}
+        self.fold = np.zeros((len(index), len(self.chars)), np.float32)
+        self.fold[np.arange(len(index)), [column[c] for c in folded]] = 1.0
+
+    def folded(self, probs: np.ndarray) -> np.ndarray:
+        """T x C softmax outputs -> T x (1 + K): the gap (blank, space, any class that is no
+        plate character), then each plate character's probability."""
+        chars = probs[:, self.index].astype(np.float32) @ self.fold
+        gap = np.clip(1.0 - chars.sum(1, keepdims=True), 0.0, 1.0)
+        return np.concatenate([gap, chars], 1)
 
 
 def _is_cjk(c: str) -> bool:
@@ -200,7 +219,7 @@ def decode_ctc(probs: np.ndarray, classes: Sequence[str], plate_classes: _PlateC
                 centre = float((np.arange(lo, hi) * weights).sum() / max(weights.sum(), 1e-9))
                 chars.append(CharRead(char, conf, t, end, alts, centre))
         t = end + 1
-    return LineRead(chars, steps, spaces)
+    return LineRead(chars, steps, spaces, probs=plate_classes.folded(probs), prob_chars=plate_classes.chars)
 
 
 # --------------------------------------------------------------------------------------
