@@ -27,7 +27,7 @@ from safecity.config import Camera, Config
 from safecity.pipeline.stage import Analyser
 from safecity.plates.vote import TrackVotes
 from safecity.records import Detections, Event, Frame, event_key
-from safecity.tracking.bytetrack import ByteTracker
+from safecity.tracking.bytetrack import ByteTracker, box_iou
 from safecity.vision.motion import Motion
 from safecity.vision.shared import shared
 
@@ -79,33 +79,19 @@ class _Pass:
     settled: bool = False
 
 
-def _overlaps(a: np.ndarray, b: np.ndarray) -> np.ndarray:
-    """Rows of ``a`` (N x 4 xyxy) that intersect any row of ``b`` (M x 4)."""
-    if not len(a) or not len(b):
-        return np.zeros(len(a), bool)
-    ix = np.minimum(a[:, None, 2], b[None, :, 2]) - np.maximum(a[:, None, 0], b[None, :, 0])
-    iy = np.minimum(a[:, None, 3], b[None, :, 3]) - np.maximum(a[:, None, 1], b[None, :, 1])
-    return ((ix > 0) & (iy > 0)).any(1)
-
-
 def merge_boxes(boxes: list[list[float]]) -> list[list[float]]:
     """Replace boxes that intersect by their union until none intersect (so no plate is
     searched for, and found, twice)."""
-    boxes = [list(b) for b in boxes]
-    merged = True
-    while merged:
-        merged = False
-        for i in range(len(boxes)):
-            for j in range(i + 1, len(boxes)):
-                a, b = boxes[i], boxes[j]
-                if min(a[2], b[2]) > max(a[0], b[0]) and min(a[3], b[3]) > max(a[1], b[1]):
-                    boxes[i] = [min(a[0], b[0]), min(a[1], b[1]), max(a[2], b[2]), max(a[3], b[3])]
-                    del boxes[j]
-                    merged = True
-                    break
-            if merged:
-                break
-    return boxes
+    merged: list[list[float]] = []
+    for box in boxes:
+        box = [float(v) for v in box]
+        # a union can reach boxes its parts did not: absorb until nothing is met
+        while merged and (hits := box_iou(np.array(merged), np.array(box))[:, 0] > 0).any():
+            met = np.array([m for m, hit in zip(merged, hits) if hit] + [box])
+            merged = [m for m, hit in zip(merged, hits) if not hit]
+            box = [*met[:, :2].min(0).tolist(), *met[:, 2:].max(0).tolist()]
+        merged.append(box)
+    return merged
 
 
 def crop_size(width: int, height: int) -> int:
@@ -129,7 +115,7 @@ class PlateEvents(Analyser):
         self._passes: dict[int, _Pass] = {}
         self._last = Detections.empty()
         self.frames_searched = 0  # frames where the detector ran (at least on one vehicle)
-        self.plates_read = 0  # OCR runs
+        self.plates_read = 0  # plates sent to the reader
 
     def search_regions(self, frame: Frame, motion: Motion) -> list[list[float]] | None:
         """Where to look for plates: boxes in frame pixels, or None for the whole frame."""
@@ -141,7 +127,8 @@ class PlateEvents(Analyser):
         classes = objects.data.get("class", objects.class_name).astype(str)
         vehicles = np.asarray(objects.xyxy, np.float64)[np.isin(classes, PLATE_CLASSES)]
         followed = np.array([p.last_box for p in self._passes.values() if p.last_box], np.float64).reshape(-1, 4)
-        wanted = vehicles[_overlaps(vehicles, np.asarray(motion.regions.xyxy, np.float64)) | _overlaps(vehicles, followed)]
+        moving = (box_iou(vehicles, motion.regions.xyxy) > 0).any(1)
+        wanted = vehicles[moving | (box_iou(vehicles, followed) > 0).any(1)]
         h, w = frame.height, frame.width
         regions = []
         for x0, y0, x1, y1 in wanted:
@@ -188,14 +175,11 @@ class PlateEvents(Analyser):
                 to_read.append((i, current, quality))
         if to_read:
             rows = np.array([i for i, _, _ in to_read])
-            crops = self.recognizer.crops(frame.image, tracked.xyxy[rows])
-            min_side = getattr(self.recognizer, "min_height", 6)
-            usable = [k for k, c in enumerate(crops) if min(c.shape[:2]) >= min_side]
-            reads = dict(zip(usable, self.recognizer.reader.read_many([crops[k] for k in usable]) if usable else []))
-            self.plates_read += len(usable)
-            for k, (i, current, quality) in enumerate(to_read):
+            reads = self.recognizer.read_boxes(frame.image, tracked.xyxy[rows])  # too small: an empty reading
+            self.plates_read += len(reads)
+            for (i, current, quality), read in zip(to_read, reads):
                 tid = int(tracked.tracker_id[i])
-                self.votes.add(tid, reads.get(k), quality)  # None: too small to read, counted as unreadable
+                self.votes.add(tid, read, quality)
                 current.reads += 1
                 current.read_ts, current.read_quality = frame.ts, max(current.read_quality, quality)
                 so_far = self.votes.peek(tid)

@@ -738,16 +738,21 @@ class PlateRecognizer:
             out.append(image[b:d, a:c])
         return out
 
+    def read_boxes(self, image: np.ndarray, xyxy: np.ndarray) -> list[PlateRead]:
+        """Read the plates at these boxes; one too small to read gives an empty reading."""
+        crops = self.crops(image, xyxy)
+        readable = [i for i, c in enumerate(crops) if c.shape[0] >= self.min_height and c.shape[1] >= self.min_height]
+        reads = [PlateRead("", 0.0, []) for _ in crops]
+        for i, r in zip(readable, self.reader.read_many([crops[i] for i in readable]) if readable else []):
+            reads[i] = r
+        return reads
+
     def recognise(self, image: np.ndarray):
         """Detections (with text columns) and the full :class:`PlateRead` per plate."""
         from safecity.records import Detections
 
         found = self.detector.detect(image)
-        crops = self.crops(image, found.xyxy)
-        readable = [i for i, c in enumerate(crops) if c.shape[0] >= self.min_height and c.shape[1] >= self.min_height]
-        reads = [PlateRead("", 0.0, []) for _ in crops]
-        for i, r in zip(readable, self.reader.read_many([crops[i] for i in readable])):
-            reads[i] = r
+        reads = self.read_boxes(image, found.xyxy)
         detections = Detections.from_boxes(
             found.xyxy,
             found.confidence,
