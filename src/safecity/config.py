@@ -92,6 +92,20 @@ class Camera(_Model):
     lines: list[Line] = Field(default_factory=list)
     thresholds: Thresholds | None = None
     reconnect: Reconnect = Field(default_factory=Reconnect)
+    plate_country: str | None = Field(
+        None,
+        description="country of most plates this camera sees (us, es, de, ...): its formats are preferred; "
+        "default: learned from the camera's own confident readings",
+    )
+
+    @field_validator("plate_country")
+    @classmethod
+    def _known_country(cls, value: str | None) -> str | None:
+        from safecity.plates.grammar import FAMILIES
+
+        if value is not None and value not in FAMILIES:
+            raise ValueError(f"unknown plate country {value!r}; known: {', '.join(sorted(FAMILIES))}")
+        return value
 
     @field_validator("analysers")
     @classmethod

@@ -179,8 +179,21 @@ class Event:
 
 
 def normalise_plate(text: str) -> str:
-    """A plate as stored and compared: upper case letters and digits only."""
-    return "".join(c for c in text.upper() if c.isascii() and c.isalnum())
+    """A plate as stored and compared: upper case letters and digits only (and the
+    Chinese characters of Chinese plates)."""
+    return "".join(c for c in text.upper() if c.isalnum() and (c.isascii() or "\u4e00" <= c <= "\u9fff"))
+
+
+# Characters that many plates print with one glyph (O and 0 everywhere; I and 1 in
+# several countries): a list entry must not miss a vehicle because the reader, or whoever
+# typed the entry, chose the other one. Hotlist checks in ALPR systems do the same.
+_PLATE_KEY_FOLD = str.maketrans({"O": "0", "I": "1"})
+
+
+def plate_key(text: str) -> str:
+    """What a plate-list entry and a reading are matched by: the normalised plate with
+    O/0 and I/1 taken as one character."""
+    return normalise_plate(text).translate(_PLATE_KEY_FOLD)
 
 
 def event_key(camera: str, type_: str, start_ts: float, label: str | None = None) -> str:

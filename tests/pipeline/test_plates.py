@@ -112,3 +112,73 @@ def test_vehicle_regions_merge_until_none_overlap_and_crops_get_a_few_sizes():
     assert sorted(merge_boxes(chain)) == [[0, 0, 30, 10], [100, 100, 110, 110]]
     assert merge_boxes([[0, 0, 10, 10], [10, 0, 20, 10]]) == [[0, 0, 10, 10], [10, 0, 20, 10]]  # touching only
     assert [crop_size(w, h) for w, h in [(90, 60), (330, 200), (700, 420), (1280, 720)]] == [320, 416, 800, 800]
+
+
+def test_list_entries_match_readings_that_differ_only_by_o_0_or_i_1(tmp_path):
+    from safecity.pipeline.plates import PlateLists
+
+    store = EventStore(f"sqlite:///{tmp_path / 'safecity.db'}")
+    author, supervisor = WatchlistService(store.engine, "op:alice"), WatchlistService(store.engine, "sup:bob")
+    author.create_list("stolen", "plate", reason="police feed")
+    rules = Governance("Police Act s.1", "recover stolen cars", "Insp. Doe",
+                       datetime.now(timezone.utc) + timedelta(days=2))
+    supervisor.approve(author.add_plate_entry("stolen", "van", "CH0P 8Y1", rules, "report 9"), "checked")
+    supervisor.approve(author.add_plate_entry("stolen", "car", "皖A 12345", rules, "report 10"), "checked")
+    lists = PlateLists(store.url)
+    assert [e.label for e in lists.lookup("CHOP8YI")] == ["van"]
+    assert [e.label for e in lists.lookup("CH0P8Y1")] == ["van"]
+    assert lists.lookup("CH0P8Y") == [] and lists.lookup("CHQP8Y1") == []
+    # a Chinese plate keeps its province character
+    assert [e.label for e in lists.lookup("皖A12345")] == ["car"] and lists.lookup("A12345") == []
+    store.close()
+
+
+class _ConfidentReader:
+    """Reads every plate as a sure US-format text, recording the priors it was given."""
+
+    def __init__(self):
+        from safecity.records import Detections
+
+        self.priors, self.calls = [], 0
+        self.detector = self
+
+    def detect(self, image, size=None):
+        from safecity.records import Detections
+
+        self.calls += 1
+        x = 100.0 * (self.calls // 2 % 5)  # somewhere else every other frame: a new vehicle pass
+        return Detections.from_boxes([[x, 10.0, x + 50.0, 30.0]], [0.9], "plate")
+
+    @staticmethod
+    def lookup(plate):
+        return []
+
+    def read_boxes(self, image, xyxy, priors=None):
+        from safecity.plates.read import PlateRead
+
+        self.priors.append(priors)
+        return [PlateRead("7ABC123", 0.99, [0.99] * 7, "7ABC123", "us") for _ in xyxy]
+
+
+def test_a_camera_learns_its_plate_country_from_its_own_reads_unless_given(tmp_path):
+    import numpy as np
+
+    from safecity.pipeline.plates import PlateEvents
+    from safecity.plates.grammar import region_of
+    from safecity.records import Frame
+    from safecity.vision.motion import Motion
+
+    config = parse_config({"store": {"url": f"sqlite:///{tmp_path / 'safecity.db'}"},
+                           "cameras": [{"name": "road", "source": "x.mp4", "analysers": ["plates"]},
+                                       {"name": "port", "source": "y.mp4", "analysers": ["plates"],
+                                        "plate_country": "es"}]})
+    image = np.zeros((120, 640, 3), np.uint8)
+    for camera, first, last in [(config.cameras[0], None, "us"), (config.cameras[1], "es", "es")]:
+        reader = _ConfidentReader()
+        plates = PlateEvents(camera, config, recognizer=reader, lists=reader)
+        for k in range(60):
+            plates.process(Frame(camera.name, image, float(k), float(k), k), Motion.still())
+        assert len(reader.priors) > 20  # RegionPrior's min_reads
+        assert region_of(reader.priors[0]) == first and region_of(reader.priors[-1]) == last
+    with pytest.raises(Exception, match="unknown plate country"):
+        parse_config({"cameras": [{"name": "a", "source": "x.mp4", "plate_country": "xx"}]})

@@ -17,7 +17,9 @@ from safecity.plates.grammar import (
     matches,
     normalise_char,
     normalise_text,
+    region_of,
     score_candidates,
+    spell,
     _viterbi,
 )
 from safecity.plates.read import CharRead, LineRead, decode_ctc
@@ -272,3 +274,27 @@ class constrained:
 
     def __exit__(self, *exc):
         grammar_module.CONSTRAINED = self.was
+
+
+def test_us_plates_are_written_with_zero_where_o_is_read():
+    # US formats, and any reading (a vanity plate) on a camera known to be in the US
+    assert spell("CHOP8Y", "us") == "CH0P8Y"
+    assert spell("CEMENTO", "generic", region="us") == "CEMENT0"
+    assert spell("CEMENTO", None, region="us") == "CEMENT0"
+    # elsewhere, or a European format read on a US camera: as read
+    assert spell("CEMENTO", "generic") == "CEMENTO"
+    assert spell("RKO26AJ", "de", region="us") == "RKO26AJ"
+    assert spell("BA302OZ", "sk", region="es") == "BA302OZ"
+
+
+def test_a_given_country_fixes_the_region_and_priors_name_it():
+    assert region_of(None) is None and region_of(RegionPrior().priors()) is None
+    fixed = RegionPrior(country="us")
+    fixed.observe("es", "1234BCD", [0.99] * 7)
+    assert fixed.region == "us" and region_of(fixed.priors()) == "us"
+    learned = RegionPrior(min_reads=3)
+    for _ in range(3):
+        learned.observe("es", "1234BCD", [0.99] * 7)
+    assert region_of(learned.priors()) == "es"
+    with pytest.raises(ValueError, match="unknown plate country"):
+        RegionPrior(country="xx")

@@ -91,6 +91,33 @@ def bench_pipeline_command(
     write_json(result, json_out)
 
 
+@bench_app.command("plates")
+def bench_plates_command(
+    source: Path = typer.Argument(..., help="Folder of scene images, or a video clip."),
+    frames: int = typer.Option(60, "--frames", help="Frames to time (after 5 warm-up frames)."),
+    country: Optional[str] = typer.Option(
+        None, "--country", help="The camera's country (us, es, ...), as a camera learns it from its readings."
+    ),
+    json_out: Path = JsonOption,
+) -> None:
+    """Plate finding + reading cost per 1280x720 frame, the whole frame searched."""
+    from safecity.evaluation.bench_plates import bench_plates, summarise
+    from safecity.plates.grammar import FAMILIES
+
+    if not source.exists():
+        raise fail(f"not found: {source}")
+    if frames < 1:
+        raise fail("--frames must be positive")
+    if country is not None and country not in FAMILIES:
+        raise fail(f"unknown country {country!r}; known: {', '.join(sorted(FAMILIES))}")
+    try:
+        result = bench_plates(source, frames, country=country)
+    except ValueError as error:
+        raise fail(str(error)) from None
+    console.print(summarise(result))
+    write_json(result, json_out)
+
+
 def report(
     results: Path = typer.Argument(..., help="Folder of eval/bench JSON files (the newest per task is used)."),
     out: Path = typer.Option(Path("report.html"), "--out", help="HTML file to write."),

@@ -152,8 +152,9 @@ def _score(labels: list[Label], results: dict[str, _Image | None]) -> dict[str, 
             unreadable += 1
         if label.condition:
             by_condition.setdefault(label.condition, []).append(ok)
-        if not ok and len(misreads) < 30:
-            misreads.append({"image": label.image, "label": label.plate, "read": text, "found": found})
+        if not ok:
+            misreads.append({"image": label.image, "label": label.plate, "read": text, "found": found,
+                             **({"condition": label.condition} if label.condition else {})})
     return {
         "exact_read_rate": float(np.mean(exact)),
         "char_accuracy": float(np.mean(chars)),

@@ -24,7 +24,7 @@ from sqlalchemy.orm import Session, selectinload
 
 from safecity.governance.audit import AuditLog
 from safecity.governance.models import FaceTemplate, Watchlist, WatchlistEntry
-from safecity.records import normalise_plate
+from safecity.records import normalise_plate, plate_key
 
 KINDS = ("face", "plate")
 MAX_IMAGE_BYTES = 20 * 1024 * 1024
@@ -313,9 +313,10 @@ class WatchlistService:
         )
 
     def active_plates(self, now: datetime | None = None) -> dict[str, list[EntryView]]:
+        """Approved, unexpired plate entries by :func:`~safecity.records.plate_key`."""
         now = now or _now()
         found: dict[str, list[EntryView]] = {}
         for view in self.entries():
             if view.kind == "plate" and view.active and view.expires_at > now and view.plate:  # active = approved
-                found.setdefault(view.plate, []).append(view)
+                found.setdefault(plate_key(view.plate), []).append(view)
         return found

@@ -25,8 +25,9 @@ import numpy as np
 
 from safecity.config import Camera, Config
 from safecity.pipeline.stage import Analyser
+from safecity.plates.grammar import RegionPrior
 from safecity.plates.vote import TrackVotes
-from safecity.records import Detections, Event, Frame, event_key
+from safecity.records import Detections, Event, Frame, event_key, plate_key
 from safecity.tracking.bytetrack import ByteTracker, box_iou
 from safecity.vision.motion import Motion
 from safecity.vision.shared import shared
@@ -54,7 +55,7 @@ class PlateLists:
         if time.monotonic() - self._read_at >= self.refresh_seconds:
             self._entries = self.service.active_plates()
             self._read_at = time.monotonic()
-        return self._entries.get(plate, [])
+        return self._entries.get(plate_key(plate), [])
 
 
 PLATE_CLASSES = ("car", "bus", "truck", "motorcycle")  # what carries a plate (the objects analyser's classes)
@@ -111,6 +112,8 @@ class PlateEvents(Analyser):
         self.lists = lists or shared(f"plate-lists:{config.store.url}", lambda: PlateLists(config.store.url))
         self.tracker = ByteTracker(high_threshold=0.4, new_track_threshold=0.45, low_threshold=0.2, track_buffer=1.5)
         self.votes = TrackVotes()
+        # the camera's country, given or learned from its own readings (labels are never used)
+        self.region = RegionPrior(country=camera.plate_country)
         self.on_vehicles = "objects" in camera.analysers
         self._passes: dict[int, _Pass] = {}
         self._last = Detections.empty()
@@ -175,9 +178,11 @@ class PlateEvents(Analyser):
                 to_read.append((i, current, quality))
         if to_read:
             rows = np.array([i for i, _, _ in to_read])
-            reads = self.recognizer.read_boxes(frame.image, tracked.xyxy[rows])  # too small: an empty reading
+            # (too small: an empty reading)
+            reads = self.recognizer.read_boxes(frame.image, tracked.xyxy[rows], self.region.priors())
             self.plates_read += len(reads)
             for (i, current, quality), read in zip(to_read, reads):
+                self.region.observe(read.grammar, read.text, read.char_confidences)
                 tid = int(tracked.tracker_id[i])
                 self.votes.add(tid, read, quality)
                 current.reads += 1

@@ -970,6 +970,29 @@ AREAS: dict[str, str] = {"es": "europe", "sk": "europe", "cz": "europe", "pl": "
                          "us": "americas", "br": "americas", "cn": "asia"}
 
 
+# How a country's records write characters its plates do not tell apart: most US states
+# issue no letter O in standard serials and print O and 0 with one glyph, and US
+# hotlists and plate readers record it as zero (vanity plates included).
+SPELLING: dict[str, dict[str, str]] = {"us": {"O": "0"}}
+
+
+def region_of(priors: dict[str, float] | None) -> str | None:
+    """The country a set of priors from :meth:`RegionPrior.priors` prefers (its main
+    format is the only grammar at prior 1), or None."""
+    if not priors:
+        return None
+    return next((family for family, names in FAMILIES.items() if any(priors.get(n, 0.0) >= 1.0 for n in names)), None)
+
+
+def spell(text: str, grammar: str | None, region: str | None = None) -> str:
+    """``text`` as the plate's country writes it (:data:`SPELLING`). The country is the
+    reading's grammar's; for a reading in no country's format (a vanity plate, say) it
+    is the camera's ``region``."""
+    country = _FAMILY_OF.get(grammar or "") or region
+    rules = SPELLING.get(country or "")
+    return "".join(rules.get(c, c) for c in text) if rules else text
+
+
 class RegionPrior:
     """Learns which country's formats a camera sees, from its own confident readings.
 
@@ -985,7 +1008,10 @@ class RegionPrior:
     """
 
     def __init__(self, min_reads: int = 20, min_share: float = 0.6, min_confidence: float = 0.9,
-                 neighbours: float = 0.7, far: float = 0.3) -> None:
+                 neighbours: float = 0.7, far: float = 0.3, country: str | None = None) -> None:
+        if country is not None and country not in FAMILIES:
+            raise ValueError(f"unknown plate country {country!r}; known: {', '.join(sorted(FAMILIES))}")
+        self.country = country  # set by whoever knows it: then nothing is learned
         self.min_reads = min_reads
         self.min_share = min_share
         self.min_confidence = min_confidence
@@ -1003,6 +1029,8 @@ class RegionPrior:
 
     @property
     def region(self) -> str | None:
+        if self.country is not None:
+            return self.country
         total = sum(self.counts.values())
         if total < self.min_reads:
             return None

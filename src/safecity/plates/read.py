@@ -40,7 +40,17 @@ from typing import Sequence
 import cv2
 import numpy as np
 
-from safecity.plates.grammar import CN_PROVINCES, CN_SUFFIXES, UNKNOWN, Reading, best_reading, normalise_char
+from safecity.plates.grammar import (
+    CN_PROVINCES,
+    AREAS,
+    CN_SUFFIXES,
+    UNKNOWN,
+    Reading,
+    best_reading,
+    normalise_char,
+    region_of,
+    spell,
+)
 from safecity.vision.runtime import InferenceModel
 
 REC_HEIGHT = 48
@@ -565,13 +575,15 @@ class PlateReader:
     def read(self, crop: np.ndarray) -> PlateRead:
         return self.read_many([crop])[0]
 
-    def read_many(self, crops: Sequence[np.ndarray]) -> list[PlateRead]:
+    def read_many(self, crops: Sequence[np.ndarray], priors: dict[str, float] | None = None) -> list[PlateRead]:
         """Read plate crops, cheapest first: the text rows the line finder found (or,
         anonymised crops with boxes found, the whole crop: only it can place the boxes);
         the other views only for plates whose reading is not yet *sure* (a country
         format, every character at least :data:`SURE_CHAR`). All crops' images are
-        recognised together, one batch per round."""
+        recognised together, one batch per round. ``priors`` (default: ``self.priors``)
+        weigh the grammars, e.g. the camera's :class:`~safecity.plates.grammar.RegionPrior`."""
         crops = list(crops)
+        priors = priors if priors is not None else self.priors
         hidden = [hidden_boxes(c) if self.find_hidden and c.size else [] for c in crops]
         plans = [([("crop", [c])] if boxes else self.views(c)) if c.size else [] for c, boxes in zip(crops, hidden)]
         first: list[set[int]] = []
@@ -588,7 +600,7 @@ class PlateReader:
                 line.hidden = sorted((line.start + x * scale, line.start + (x + bw) * scale) for x, _, bw, _ in boxes)
         # not sure yet: read the remaining views too (anonymised crops: the boxes are placed
         # already, and only the crop view can place them)
-        results = [None if boxes else self.rescore(self._views(plan, got, None))
+        results = [None if boxes else self.rescore(self._views(plan, got, None), priors)
                    for plan, got, boxes in zip(plans, read, hidden)]
         more = [set(range(len(plan))) - set(got) if r is not None and not self._sure(r) else set()
                 for plan, got, r in zip(plans, read, results)]
@@ -597,13 +609,15 @@ class PlateReader:
         # every crop is read by the Chinese-plate model too (a few ms): PP-OCRv6 often
         # drops or misreads the province character of a Chinese plate and may then read
         # the rest surely as some other format; rescore decides whether the plate is
-        # Chinese and the model's reading may compete
+        # Chinese and the model's reading may compete. Not where the camera is known to
+        # be far from China.
         cn: list[LineRead | None] = [None] * len(crops)
-        if self.chinese is not None:
+        region = region_of(priors)
+        if self.chinese is not None and (region is None or AREAS.get(region) == AREAS["cn"]):
             wanted = [i for i, plan in enumerate(plans) if plan]
             for i, line in zip(wanted, self.chinese.read([plans[i][0][1][0] for i in wanted])):
                 cn[i] = line
-        return [self.rescore(self._views(plan, got, line)) if (r is None or extra or line is not None) else r
+        return [self.rescore(self._views(plan, got, line), priors) if (r is None or extra or line is not None) else r
                 for plan, got, line, extra, r in zip(plans, read, cn, more, results)]
 
     def _recognise(self, plans: list[list[tuple[str, list[np.ndarray]]]], wanted: list[set[int]],
@@ -655,7 +669,7 @@ class PlateReader:
             reading = best_reading(reads, self.grammars, priors, self.max_unknowns)
             if reading is not None:
                 candidates.append((layout, reading))
-        result = self._choose(candidates)
+        result = self._choose(candidates, region_of(priors))
         result.views = views
         return result
 
@@ -686,13 +700,14 @@ class PlateReader:
         return False
 
     @staticmethod
-    def _choose(candidates: list[tuple[str, Reading]]) -> PlateRead:
+    def _choose(candidates: list[tuple[str, Reading]], region: str | None) -> PlateRead:
         if not candidates:
             return PlateRead("", 0.0, [], "")
         layout, best = max(candidates, key=lambda c: c[1].score)
         if not best.text:
             return PlateRead("", 0.0, [], best.raw, None, layout)
-        return PlateRead(best.text, best.confidence, best.char_confidences, best.raw, best.grammar, layout)
+        text = spell(best.text, best.grammar, region)
+        return PlateRead(text, best.confidence, best.char_confidences, best.raw, best.grammar, layout)
 
 
 __all__ = [
@@ -738,12 +753,13 @@ class PlateRecognizer:
             out.append(image[b:d, a:c])
         return out
 
-    def read_boxes(self, image: np.ndarray, xyxy: np.ndarray) -> list[PlateRead]:
-        """Read the plates at these boxes; one too small to read gives an empty reading."""
+    def read_boxes(self, image: np.ndarray, xyxy: np.ndarray, priors: dict[str, float] | None = None) -> list[PlateRead]:
+        """Read the plates at these boxes; one too small to read gives an empty reading.
+        ``priors``: as :meth:`PlateReader.read_many`."""
         crops = self.crops(image, xyxy)
         readable = [i for i, c in enumerate(crops) if c.shape[0] >= self.min_height and c.shape[1] >= self.min_height]
         reads = [PlateRead("", 0.0, []) for _ in crops]
-        for i, r in zip(readable, self.reader.read_many([crops[i] for i in readable]) if readable else []):
+        for i, r in zip(readable, self.reader.read_many([crops[i] for i in readable], priors) if readable else []):
             reads[i] = r
         return reads
 

@@ -1,0 +1,118 @@
+"""Plate finding and reading cost per frame: ``safecity bench plates``.
+
+Each image (a folder of scenes, or frames of a clip) is fitted into a 1280x720 frame
+(scaled to fit, padded with black, so no plate is cut off or distorted) and run through
+:meth:`~safecity.plates.read.PlateRecognizer.recognise`'s two steps, timed apart: the
+detector over the whole frame, then reading every plate it found. The first frames only
+warm up (OpenVINO prepares each new input shape once). Nothing is skipped: this is the
+cost of a frame where the whole frame must be searched, the case the issue measures; a
+live camera with the ``objects`` analyser searches only moving vehicles and costs less.
+
+``country`` gives the reader the camera's country, as a live camera learns it from its
+own readings after a few dozen plates (:class:`~safecity.plates.grammar.RegionPrior`):
+its formats are preferred, and a camera far from China skips the Chinese-plate model.
+"""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+from typing import Iterator
+
+import cv2
+import numpy as np
+
+FRAME_SIZE = (1280, 720)
+IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp")
+
+
+def fit_frame(image: np.ndarray, size: tuple[int, int] = FRAME_SIZE) -> np.ndarray:
+    """``image`` scaled to fit ``size`` (width, height) and padded with black."""
+    w, h = size
+    scale = min(w / image.shape[1], h / image.shape[0])
+    nw, nh = max(1, round(image.shape[1] * scale)), max(1, round(image.shape[0] * scale))
+    frame = np.zeros((h, w, 3), np.uint8)
+    top, left = (h - nh) // 2, (w - nw) // 2
+    frame[top : top + nh, left : left + nw] = cv2.resize(image, (nw, nh), interpolation=cv2.INTER_AREA
+                                                         if scale < 1 else cv2.INTER_LINEAR)
+    return frame
+
+
+def frames_from(source: Path, limit: int) -> Iterator[np.ndarray]:
+    """Up to ``limit`` colour images: a folder's image files (sorted, recursively) or a
+    clip's frames spread over its length. Unreadable files are skipped."""
+    if source.is_dir():
+        n = 0
+        for path in sorted(p for p in source.rglob("*") if p.suffix.lower() in IMAGE_SUFFIXES):
+            image = cv2.imread(str(path), cv2.IMREAD_COLOR)
+            if image is not None:
+                yield image
+                n += 1
+                if n >= limit:
+                    return
+        return
+    capture = cv2.VideoCapture(str(source))
+    try:
+        total = int(capture.get(cv2.CAP_PROP_FRAME_COUNT))
+        if not capture.isOpened() or total <= 0:
+            raise ValueError(f"cannot read frames from {source}")
+        for index in np.linspace(0, total - 1, min(limit, total)).astype(int):
+            capture.set(cv2.CAP_PROP_POS_FRAMES, int(index))
+            ok, image = capture.read()
+            if ok:
+                yield image
+    finally:
+        capture.release()
+
+
+def bench_plates(source: Path, frames: int = 60, warmup: int = 5, country: str | None = None,
+                 recognizer=None) -> dict:
+    from safecity.plates.grammar import RegionPrior
+    from safecity.plates.read import PlateRecognizer
+
+    recognizer = recognizer or PlateRecognizer()
+    priors = RegionPrior(country=country).priors() if country else None
+    images = [fit_frame(image) for image in frames_from(source, frames + warmup)]
+    if len(images) <= warmup:
+        raise ValueError(f"{source} gave {len(images)} images; need more than the {warmup} warm-up frames")
+    detect_ms, read_ms, plates, read_texts = [], [], 0, 0
+    for k, frame in enumerate(images):
+        started = time.perf_counter()
+        found = recognizer.detector.detect(frame)
+        found_at = time.perf_counter()
+        reads = recognizer.read_boxes(frame, found.xyxy, priors)
+        done = time.perf_counter()
+        if k < warmup:
+            continue
+        detect_ms.append((found_at - started) * 1000)
+        read_ms.append((done - found_at) * 1000)
+        plates += len(reads)
+        read_texts += sum(bool(r.text) for r in reads)
+    total = np.add(detect_ms, read_ms)
+    backend = recognizer.detector.model.backend
+    return {
+        "task": "bench-plates",
+        "source": str(source),
+        "frame": list(FRAME_SIZE),
+        "frames": len(total),
+        "country": country,
+        "backend": backend,
+        "detector_size": recognizer.detector.size,
+        "ms_per_frame": round(float(total.mean()), 2),
+        "ms_per_frame_median": round(float(np.median(total)), 2),
+        "ms_per_frame_p90": round(float(np.percentile(total, 90)), 2),
+        "detect_ms": round(float(np.mean(detect_ms)), 2),
+        "read_ms": round(float(np.mean(read_ms)), 2),
+        "plates_per_frame": round(plates / len(total), 2),
+        "plates_read": read_texts,
+    }
+
+
+def summarise(result: dict) -> str:
+    return (
+        f"plates: {result['frames']} frames of {result['frame'][0]}x{result['frame'][1]} ({result['backend']}, "
+        f"detector at {result['detector_size']} px{', country ' + result['country'] if result['country'] else ''}): "
+        f"{result['ms_per_frame']} ms per frame (median {result['ms_per_frame_median']}, "
+        f"p90 {result['ms_per_frame_p90']}) = find {result['detect_ms']} + read {result['read_ms']} ms; "
+        f"{result['plates_per_frame']} plates per frame"
+    )

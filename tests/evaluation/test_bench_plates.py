@@ -1,0 +1,31 @@
+import json
+import shutil
+
+import numpy as np
+import pytest
+
+from safecity.evaluation.bench_plates import bench_plates, fit_frame
+
+
+def test_a_frame_is_fitted_into_1280x720_without_cutting_or_stretching():
+    tall = np.full((400, 100, 3), 200, np.uint8)
+    frame = fit_frame(tall)
+    assert frame.shape == (720, 1280, 3)
+    filled = np.argwhere(frame[:, :, 0] > 0)
+    (top, left), (bottom, right) = filled.min(0), filled.max(0)
+    assert (top, bottom) == (0, 719) and right - left + 1 == 180  # 100 x 400 scaled by 1.8, centred
+    assert abs((left + right) / 2 - 639.5) <= 1
+
+
+def test_plate_frames_are_timed_and_plates_found(shared_data, tmp_path):
+    images = sorted((shared_data / "plates" / "openalpr-eu" / "images").glob("*.jpg"))[:3]
+    for path in images:
+        shutil.copy(path, tmp_path / path.name)
+    (tmp_path / "notes.txt").write_text("not an image")
+    result = bench_plates(tmp_path, frames=2, warmup=1, country="de")
+    assert result["frames"] == 2 and result["frame"] == [1280, 720] and result["country"] == "de"
+    assert result["ms_per_frame"] == pytest.approx(result["detect_ms"] + result["read_ms"], abs=0.05)
+    assert result["plates_per_frame"] >= 1 and result["plates_read"] >= 1
+    json.dumps(result)
+    with pytest.raises(ValueError, match="warm-up"):
+        bench_plates(tmp_path, frames=2, warmup=5)
