@@ -78,19 +78,45 @@ def test_restricted_unpickler_refuses_other_globals(tmp_path):
         load_checkpoint(bad)
 
 
-def test_convert_is_cached_and_callable_from_the_command_line(onnx_path, model_dir, capsys):
-    assert onnx_path.parent == model_dir and onnx_path.is_file()
-    stamp = onnx_path.stat().st_mtime_ns
-    import os
+@pytest.fixture(scope="module")
+def int8_path(onnx_path):
+    if "openvino" not in available_backends() or not detect.int8_available():
+        pytest.skip("the 8-bit detector needs OpenVINO and NNCF")
+    return detect.quantize()  # in the module's model folder (see onnx_path)
 
-    os.environ["SAFECITY_MODEL_DIR"] = str(model_dir)
-    try:
-        assert detect.main(["convert"]) == 0
-    finally:
-        os.environ.pop("SAFECITY_MODEL_DIR", None)
-    assert capsys.readouterr().out.strip() == str(onnx_path)
-    assert onnx_path.stat().st_mtime_ns == stamp  # not rebuilt
+
+def test_convert_is_cached_and_callable_from_the_command_line(onnx_path, int8_path, model_dir, capsys, monkeypatch):
+    assert onnx_path.parent == model_dir and onnx_path.is_file()
+    assert int8_path.parent == model_dir and int8_path.with_suffix(".bin").is_file()
+    stamps = onnx_path.stat().st_mtime_ns, int8_path.stat().st_mtime_ns
+    monkeypatch.setenv("SAFECITY_MODEL_DIR", str(model_dir))
+    assert detect.main(["convert"]) == 0
+    assert capsys.readouterr().out.split() == [str(onnx_path), str(int8_path)]
+    assert (onnx_path.stat().st_mtime_ns, int8_path.stat().st_mtime_ns) == stamps  # not rebuilt
     assert detect.main(["nonsense"]) == 2
+
+
+def test_int8_detector_finds_the_plates_the_float_one_finds(onnx_path, int8_path, eu_scenes):
+    exact, int8 = PlateDetector(size=800, model=onnx_path), PlateDetector(size=800, model=int8_path)
+    assert int8.model.backend == "openvino"
+    for image, _ in eu_scenes:
+        a, b = exact.detect(image), int8.detect(image)
+        for box, conf in zip(a.xyxy[a.confidence > 0.4], a.confidence[a.confidence > 0.4]):
+            match = max(range(len(b)), key=lambda j: _iou(box, b.xyxy[j]))
+            assert _iou(box, b.xyxy[match]) > 0.75
+            assert abs(conf - b.confidence[match]) < 0.15
+
+
+def test_the_precision_is_chosen_by_the_runtime(onnx_path, int8_path):
+    assert detect.detector_model("float") == onnx_path
+    assert detect.detector_model("auto", backend="openvino") == int8_path
+    assert detect.detector_model("int8", backend="openvino") == int8_path
+    if "onnxruntime" in available_backends():
+        assert detect.detector_model("auto", backend="onnxruntime") == onnx_path
+        with pytest.raises(ValueError, match="OpenVINO only"):
+            detect.detector_model("int8", backend="onnxruntime")
+    with pytest.raises(ValueError, match="precision must be"):
+        detect.detector_model("fp16")
 
 
 @pytest.mark.skipif("onnxruntime" not in available_backends(), reason="needs onnxruntime")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 from typing import Optional
 
@@ -98,6 +99,9 @@ def bench_plates_command(
     country: Optional[str] = typer.Option(
         None, "--country", help="The camera's country (us, es, ...), as a camera learns it from its readings."
     ),
+    workers: int = typer.Option(
+        0, "--workers", help="Frames in flight at once (default: min(2, CPU cores)); 1 for one frame at a time."
+    ),
     json_out: Path = JsonOption,
 ) -> None:
     """Plate finding + reading cost per 1280x720 frame, the whole frame searched."""
@@ -111,7 +115,7 @@ def bench_plates_command(
     if country is not None and country not in FAMILIES:
         raise fail(f"unknown country {country!r}; known: {', '.join(sorted(FAMILIES))}")
     try:
-        result = bench_plates(source, frames, country=country)
+        result = bench_plates(source, frames, country=country, workers=workers or min(2, os.cpu_count() or 1))
     except ValueError as error:
         raise fail(str(error)) from None
     console.print(summarise(result))

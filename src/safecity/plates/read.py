@@ -41,8 +41,8 @@ import cv2
 import numpy as np
 
 from safecity.plates.grammar import (
-    CN_PROVINCES,
     AREAS,
+    CN_PROVINCES,
     CN_SUFFIXES,
     UNKNOWN,
     Reading,
