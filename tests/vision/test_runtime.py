@@ -46,3 +46,20 @@ def test_the_process_default_applies_to_models_loaded_afterwards(monkeypatch):
     assert InferenceModel(convert()).streams == 2
     monkeypatch.setenv("SAFECITY_INFERENCE_STREAMS", "0")
     assert InferenceModel(convert()).streams == 0
+
+
+@pytest.mark.skipif("openvino" not in runtime.available_backends(), reason="needs OpenVINO")
+def test_static_shapes_compile_each_shape_once_and_give_the_same_outputs(monkeypatch):
+    path = convert()
+    dynamic = InferenceModel(path, backend="openvino")
+    static = InferenceModel(path, backend="openvino", static_shapes=True)
+    shapes = [(1, 3, 160, 320), (1, 3, 320, 320), (1, 3, 160, 320)]
+    for i, shape in enumerate(shapes):
+        x = np.random.default_rng(i).random(shape, dtype=np.float32)
+        np.testing.assert_allclose(static(x)[1], dynamic(x)[1], atol=2e-3)
+    assert len(static._by_shape) == 2  # the repeated shape reused its compiled model
+    # past the cap, new shapes run on the dynamic model
+    monkeypatch.setattr(runtime, "MAX_STATIC_SHAPES", 2)
+    x = np.random.default_rng(9).random((1, 3, 96, 320), dtype=np.float32)
+    np.testing.assert_allclose(static(x)[1], dynamic(x)[1], atol=2e-3)
+    assert len(static._by_shape) == 2

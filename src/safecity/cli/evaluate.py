@@ -95,7 +95,7 @@ def bench_pipeline_command(
 @bench_app.command("plates")
 def bench_plates_command(
     source: Path = typer.Argument(..., help="Folder of scene images, or a video clip."),
-    frames: int = typer.Option(60, "--frames", help="Frames to time (after 5 warm-up frames)."),
+    frames: int = typer.Option(60, "--frames", help="Frames to time (after an untimed first pass over them)."),
     country: Optional[str] = typer.Option(
         None, "--country", help="The camera's country (us, es, ...), as a camera learns it from its readings."
     ),

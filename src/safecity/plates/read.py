@@ -262,7 +262,7 @@ class TextRecogniser:
     def __init__(self, backend: str = "auto", threads: int | None = None, model: str | Path | None = None,
                  stretch: float = REC_STRETCH, pad: bool = True) -> None:
         path = Path(model) if model else rapidocr_model("rec")
-        self.model = InferenceModel(path, backend=backend, threads=threads)
+        self.model = InferenceModel(path, backend=backend, threads=threads, static_shapes=True)
         self.classes = charset(path)
         self.plate_classes = _PlateClasses(self.classes)
         self.stretch = stretch
@@ -273,13 +273,20 @@ class TextRecogniser:
         if not images:
             return []
         blobs = [_rec_input(im, self.stretch) for im in images]
-        # the batch is padded to a multiple of REC_WIDTH_STEP: OpenVINO prepares every new
-        # input shape anew (2-3x the time of a known one), and crop widths vary endlessly
-        width = -(-max(b.shape[2] for b in blobs) // REC_WIDTH_STEP) * REC_WIDTH_STEP
-        batch = np.zeros((len(blobs), 3, REC_HEIGHT, width), np.float32)
+        # lines of one padded width are read together; widths are padded to a multiple of
+        # REC_WIDTH_STEP, so there are few input shapes, each compiled once (the model's
+        # static_shapes): line widths vary endlessly, and batching lines of other widths
+        # gains nothing on a CPU
+        groups: dict[int, list[int]] = {}
         for i, b in enumerate(blobs):
-            batch[i, :, :, : b.shape[2]] = b
-        out = self.model(batch)[0]
+            groups.setdefault(-(-b.shape[2] // REC_WIDTH_STEP) * REC_WIDTH_STEP, []).append(i)
+        out: list[np.ndarray | None] = [None] * len(blobs)
+        for width, members in groups.items():
+            batch = np.zeros((len(members), 3, REC_HEIGHT, width), np.float32)
+            for row, i in enumerate(members):
+                batch[row, :, :, : blobs[i].shape[2]] = blobs[i]
+            for row, probs in zip(members, self.model(batch)[0]):
+                out[row] = probs
         return [(out[i], int(math.ceil(b.shape[2] / REC_STRIDE))) for i, b in enumerate(blobs)]
 
     def read(self, images: Sequence[np.ndarray]) -> list[LineRead]:
@@ -414,7 +421,8 @@ class TextLineFinder:
     def __init__(self, backend: str = "auto", threads: int | None = None, model: str | Path | None = None,
                  height: int = DET_HEIGHT, threshold: float = 0.3, box_threshold: float = 0.5,
                  unclip: float = 1.6) -> None:
-        self.model = InferenceModel(Path(model) if model else rapidocr_model("det"), backend=backend, threads=threads)
+        self.model = InferenceModel(Path(model) if model else rapidocr_model("det"), backend=backend, threads=threads,
+                                    static_shapes=True)
         self.height = height
         self.threshold = threshold
         self.box_threshold = box_threshold
