@@ -559,8 +559,15 @@ class PlateDetector:
         self.iou = iou
         self.model = InferenceModel(model or detector_model(precision, backend), backend=backend, threads=threads)
         self.strides = (8, 16, 32)
+        self._anchor_cache: dict[tuple[int, int], tuple[np.ndarray, np.ndarray]] = {}  # per input shape
 
     def _anchors(self, height: int, width: int) -> tuple[np.ndarray, np.ndarray]:
+        key = (height, width)
+        if key not in self._anchor_cache:
+            self._anchor_cache[key] = self._make_anchors(height, width)
+        return self._anchor_cache[key]
+
+    def _make_anchors(self, height: int, width: int) -> tuple[np.ndarray, np.ndarray]:
         points, strides = [], []
         for s in self.strides:
             ys, xs = np.meshgrid(np.arange(height // s) + 0.5, np.arange(width // s) + 0.5, indexing="ij")
@@ -568,26 +575,30 @@ class PlateDetector:
             strides.append(np.full(xs.size, s, np.float32))
         return np.concatenate(points).astype(np.float32), np.concatenate(strides)
 
-    def raw(self, image: np.ndarray, size: int | None = None) -> tuple[np.ndarray, np.ndarray]:
-        """All candidate boxes (xyxy in image pixels) and scores, before threshold and NMS.
-        ``size`` overrides the letterbox's longer side for this call (e.g. a small crop)."""
+    def raw(self, image: np.ndarray, size: int | None = None,
+            min_score: float | None = None) -> tuple[np.ndarray, np.ndarray]:
+        """Candidate boxes (xyxy in image pixels) and scores, before NMS: all of them, or
+        those scoring at least ``min_score``. ``size`` overrides the letterbox's longer
+        side for this call (e.g. a small crop)."""
         padded, scale, (left, top) = letterbox(image, size or self.size)
         blob = cv2.dnn.blobFromImage(padded, 1 / 255.0, swapRB=True)
         dist, scores = self.model(blob)
         anchors, strides = self._anchors(*padded.shape[:2])
+        scores = scores[0].max(0)
         d = dist[0].T  # A x 4
+        if min_score is not None:
+            keep = scores >= min_score
+            anchors, strides, d, scores = anchors[keep], strides[keep], d[keep], scores[keep]
         xyxy = np.concatenate([anchors - d[:, :2], anchors + d[:, 2:]], 1) * strides[:, None]
         xyxy -= np.array([left, top, left, top], np.float32)
         xyxy /= scale
         h, w = image.shape[:2]
         xyxy[:, [0, 2]] = xyxy[:, [0, 2]].clip(0, w)
         xyxy[:, [1, 3]] = xyxy[:, [1, 3]].clip(0, h)
-        return xyxy, scores[0].max(0)
+        return xyxy, scores
 
     def detect(self, image: np.ndarray, size: int | None = None) -> Detections:
-        xyxy, scores = self.raw(image, size)
-        keep = scores >= self.confidence
-        xyxy, scores = xyxy[keep], scores[keep]
+        xyxy, scores = self.raw(image, size, min_score=self.confidence)
         if not len(scores):
             return Detections.empty()
         order = nms(xyxy, scores, self.iou)
