@@ -298,3 +298,7 @@ def test_a_given_country_fixes_the_region_and_priors_name_it():
     assert region_of(learned.priors()) == "es"
     with pytest.raises(ValueError, match="unknown plate country"):
         RegionPrior(country="xx")
+
+
+def test_california_commercial_plates_are_a_us_format():
+    assert matches("8D79882", "us") and not matches("8D7988", "us")

@@ -170,7 +170,8 @@ GRAMMARS: dict[str, Grammar] = {
         Grammar(
             "us",
             "USA, common state serial formats",
-            ("NLLLNNN", "LLLNNNN", "LLLNNN", "NNNLLL", "NLLNNN", "LLNNNNN", "NNNNNNN", "LNNNNNN", "NNNNNN",
+            # (NLNNNNN: California commercial vehicles, 1A23456)
+            ("NLLLNNN", "LLLNNNN", "LLLNNN", "NNNLLL", "NLLNNN", "LLNNNNN", "NNNNNNN", "LNNNNNN", "NNNNNN", "NLNNNNN",
              "LLLNLN", "LLNLNL"),
             0.85,
             lookalikes=False,
