@@ -26,7 +26,10 @@ _FIRST_USE = threading.Lock()
 
 
 _default_streams = 0  # 0: one inference at a time on every core (lowest latency)
-MAX_STATIC_SHAPES = 32  # input shapes compiled apart per model (InferenceModel static_shapes)
+# input shapes compiled apart per model (InferenceModel static_shapes): each costs memory
+# (PP-OCRv6's recogniser ~60 MB, its line finder ~30 MB), and a camera's lines come in a
+# few widths, seen first
+MAX_STATIC_SHAPES = 8
 
 
 def set_default_streams(streams: int) -> None:
