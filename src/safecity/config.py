@@ -101,11 +101,9 @@ class Camera(_Model):
     @field_validator("plate_country")
     @classmethod
     def _known_country(cls, value: str | None) -> str | None:
-        from safecity.plates.grammar import FAMILIES
+        from safecity.plates.grammar import known_country
 
-        if value is not None and value not in FAMILIES:
-            raise ValueError(f"unknown plate country {value!r}; known: {', '.join(sorted(FAMILIES))}")
-        return value
+        return value and known_country(value)
 
     @field_validator("analysers")
     @classmethod

@@ -86,6 +86,7 @@ def bench_plates(source: Path, frames: int = 60, country: str | None = None, wor
     from safecity.vision.runtime import default_streams, set_default_streams
 
     workers = max(1, int(workers))
+    priors = RegionPrior(country=country).priors() if country else None
     if recognizer is None:
         before = default_streams()
         set_default_streams(workers if workers > 1 else 0)
@@ -93,7 +94,6 @@ def bench_plates(source: Path, frames: int = 60, country: str | None = None, wor
             recognizer = PlateRecognizer()
         finally:
             set_default_streams(before)
-    priors = RegionPrior(country=country).priors() if country else None
     images = [fit_frame(image) for image in frames_from(source, frames)]
     if not images:
         raise ValueError(f"no readable images or frames in {source}")
@@ -141,7 +141,8 @@ def summarise(result: dict) -> str:
     return (
         f"plates: {result['frames']} frames of {result['frame'][0]}x{result['frame'][1]} ({result['backend']}, "
         f"detector at {result['detector_size']} px{country}, {result['workers']} at a time): "
-        f"{result['ms_per_frame']} ms per frame (first pass {result['first_pass_ms_per_frame']}); each frame {result['latency_ms']} ms "
-        f"(median {result['latency_ms_median']}, p90 {result['latency_ms_p90']}) = find {result['detect_ms']} "
+        f"{result['ms_per_frame']} ms per frame (first pass {result['first_pass_ms_per_frame']}); "
+        f"each frame {result['latency_ms']} ms (median {result['latency_ms_median']}, "
+        f"p90 {result['latency_ms_p90']}) = find {result['detect_ms']} "
         f"+ read {result['read_ms']} ms; {result['plates_per_frame']} plates per frame"
     )

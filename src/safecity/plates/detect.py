@@ -10,10 +10,10 @@ ONNX file is cached in :func:`~safecity.vision.runtime.model_cache_dir` and runs
 :class:`~safecity.vision.runtime.InferenceModel` (OpenVINO, onnxruntime as fallback).
 
 Where OpenVINO and NNCF are installed, :func:`quantize` also builds an 8-bit OpenVINO
-version (a third faster, same plates found), which the detector then uses.
+version (a quarter faster, same plates found), which the detector then uses.
 
-Run at install time (it is also done on first use; about a second, and ~10 s for the
-8-bit version)::
+Run at install time (it is also done on first use; about a second, and a few seconds
+more for the 8-bit version)::
 
     python -m safecity.plates.detect convert
 """
@@ -454,8 +454,8 @@ def quantize(checkpoint: Path | None = None, force: bool = False) -> Path:
     with the package (:data:`CALIBRATION_DIR`: any real camera frames serve to set the
     activation ranges). The head's last convolutions and the SiLU activations stay in
     floating point. On this project's 2-core test machine it takes the detector from
-    ~26 to ~19 ms per 1280x720 frame with the same plates found and read (measured with
-    ``safecity eval plates``; see docs/plates.md)."""
+    ~26 to ~19 ms per 1280x720 frame and finds the same plates (``safecity eval plates``;
+    boxes move by a few pixels: see docs/plates.md)."""
     source = convert(checkpoint)
     target = int8_model_path(checkpoint)
     with _convert_lock:

@@ -994,6 +994,13 @@ def spell(text: str, grammar: str | None, region: str | None = None) -> str:
     return "".join(rules.get(c, c) for c in text) if rules else text
 
 
+def known_country(country: str) -> str:
+    """``country`` if plates of that country have formats here (a :data:`FAMILIES` key)."""
+    if country not in FAMILIES:
+        raise ValueError(f"unknown plate country {country!r}; known: {', '.join(sorted(FAMILIES))}")
+    return country
+
+
 class RegionPrior:
     """Learns which country's formats a camera sees, from its own confident readings.
 
@@ -1010,9 +1017,7 @@ class RegionPrior:
 
     def __init__(self, min_reads: int = 20, min_share: float = 0.6, min_confidence: float = 0.9,
                  neighbours: float = 0.7, far: float = 0.3, country: str | None = None) -> None:
-        if country is not None and country not in FAMILIES:
-            raise ValueError(f"unknown plate country {country!r}; known: {', '.join(sorted(FAMILIES))}")
-        self.country = country  # set by whoever knows it: then nothing is learned
+        self.country = country and known_country(country)  # set by whoever knows it: then nothing is learned
         self.min_reads = min_reads
         self.min_share = min_share
         self.min_confidence = min_confidence
