@@ -119,6 +119,21 @@ def test_the_precision_is_chosen_by_the_runtime(onnx_path, int8_path):
         detect.detector_model("fp16")
 
 
+def test_a_failed_8bit_build_falls_back_to_the_float_model(onnx_path, monkeypatch, caplog):
+    if "openvino" not in available_backends():
+        pytest.skip("needs OpenVINO")
+
+    def broken(*args, **kwargs):
+        raise RuntimeError("calibration frames unreadable")
+
+    monkeypatch.setattr(detect, "int8_available", lambda: True)
+    monkeypatch.setattr(detect, "quantize", broken)
+    assert detect.detector_model("auto", backend="openvino") == onnx_path
+    assert "using the float model" in caplog.text
+    with pytest.raises(RuntimeError, match="unreadable"):
+        detect.detector_model("int8", backend="openvino")
+
+
 @pytest.mark.skipif("onnxruntime" not in available_backends(), reason="needs onnxruntime")
 def test_matches_ultralytics_reference_output(onnx_path, shared_data):
     """Reference: ultralytics 8.0.136 + torch on the same letterboxed image (computed once,

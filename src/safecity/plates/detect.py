@@ -23,6 +23,7 @@ from __future__ import annotations
 import collections
 import hashlib
 import importlib.util
+import logging
 import pickle
 import sys
 import threading
@@ -35,6 +36,8 @@ import numpy as np
 
 from safecity.records import Detections
 from safecity.vision.runtime import InferenceModel, choose_backend, model_cache_dir
+
+log = logging.getLogger(__name__)
 
 CONVERTER_VERSION = 1
 OPSET = 13
@@ -463,7 +466,6 @@ def quantize(checkpoint: Path | None = None, force: bool = False) -> Path:
             return target
         import contextlib
         import io
-        import logging
 
         import nncf
         import openvino as ov
@@ -487,14 +489,21 @@ def quantize(checkpoint: Path | None = None, force: bool = False) -> Path:
 
 def detector_model(precision: str = "auto", backend: str = "auto") -> Path:
     """The model file for a precision: "float" (the ONNX conversion, any runtime),
-    "int8" (OpenVINO only), or "auto": int8 where OpenVINO runs it and NNCF could build
-    it, float otherwise."""
+    "int8" (OpenVINO only), or "auto": int8 where OpenVINO runs it and NNCF builds it,
+    float otherwise (also when building it fails: the detector must not go missing for
+    want of a faster version)."""
     if precision not in ("auto", "float", "int8"):
         raise ValueError(f"precision must be auto, float or int8, not {precision!r}")
     if precision == "float":
         return convert()
-    if precision == "auto" and (choose_backend(backend) != "openvino" or not int8_available()):
-        return convert()
+    if precision == "auto":
+        if choose_backend(backend) != "openvino" or not int8_available():
+            return convert()
+        try:
+            return quantize()
+        except Exception as error:  # noqa: BLE001 - any failure of an optional build
+            log.warning("8-bit plate detector not built (%s); using the float model", error)
+            return convert()
     if choose_backend(backend) != "openvino":
         raise ValueError("the int8 plate detector runs on OpenVINO only")
     return quantize()
@@ -612,7 +621,10 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     print(convert(force="--force" in args))
     if choose_backend() == "openvino" and int8_available():
-        print(quantize(force="--force" in args))
+        try:
+            print(quantize(force="--force" in args))
+        except Exception as error:  # noqa: BLE001 - the float model still serves
+            print(f"8-bit plate detector not built ({error}); the float model will be used", file=sys.stderr)
     return 0
 
 
