@@ -24,6 +24,7 @@ import collections
 import hashlib
 import importlib.util
 import logging
+import os
 import pickle
 import sys
 import threading
@@ -412,7 +413,7 @@ def convert(checkpoint: Path | None = None, force: bool = False) -> Path:
         import onnx
 
         model = build_onnx(load_checkpoint(checkpoint))
-        tmp = target.with_suffix(".tmp")
+        tmp = target.with_suffix(f".{os.getpid()}.tmp")  # processes building at once do not clobber each other
         onnx.save(model, str(tmp))
         tmp.replace(target)
     return target
@@ -480,7 +481,7 @@ def quantize(checkpoint: Path | None = None, force: bool = False) -> Path:
         nncf.set_log_level(logging.ERROR)
         with contextlib.redirect_stdout(io.StringIO()), contextlib.redirect_stderr(io.StringIO()):  # progress bars
             quantized = nncf.quantize(model, nncf.Dataset(blobs), subset_size=len(blobs), ignored_scope=ignored)
-        tmp = target.with_name(target.stem + ".tmp.xml")
+        tmp = target.with_name(target.stem + f".{os.getpid()}.tmp.xml")
         ov.save_model(quantized, str(tmp))
         tmp.with_suffix(".bin").replace(target.with_suffix(".bin"))
         tmp.replace(target)
