@@ -210,3 +210,15 @@ def test_find_and_read_a_real_scene(shared_data):
         image = cv2.imread(str(root / r["image"]))
         hits += r["plate"] in list(plates.detect(image).data["text"])
     assert hits >= 2
+
+
+def test_a_box_blurred_by_jpeg_noise_is_found_when_it_matches_the_clean_ones():
+    rng = np.random.default_rng(0)
+    crop = np.clip(rng.normal(200, 12, (40, 160, 3)), 0, 255).astype(np.uint8)  # textured: never flat
+    crop[6:34, 40:56] = 128  # a clean box
+    crop[6:34, 100:116] = (128 + rng.integers(-4, 5, (28, 16, 1))).astype(np.uint8)  # the same box, noisier
+    crop[20:34, 130:140] = (90 + rng.integers(-4, 5, (14, 10, 1))).astype(np.uint8)  # smaller: not a box
+    assert [b[0] for b in hidden_boxes(crop, flatness=(6,))] == [40]
+    assert [b[0] for b in hidden_boxes(crop)] == [40, 100]
+    crop[6:34, 40:56] = crop[6:34, 100:116]  # no clean box to compare with: nothing is guessed
+    assert hidden_boxes(crop) == []

@@ -349,27 +349,40 @@ class ChinesePlateRecogniser:
         return lines
 
 
-def hidden_boxes(crop: np.ndarray, flatness: int = 6, fill: float = 0.7) -> list[tuple[int, int, int, int]]:
+def hidden_boxes(crop: np.ndarray, flatness: tuple[int, ...] = (6, 8),
+                 fill: float = 0.7) -> list[tuple[int, int, int, int]]:
     """Anonymising boxes drawn over characters (x, y, w, h): character-sized regions of
     one flat colour (up to JPEG noise: ``flatness`` grey levels across 3 x 3 pixels),
     taller than wide, filling at least ``fill`` of their bounding rectangle. A printed
     character is never flat, and the plate's own background runs around the characters
     instead of forming a character-sized block, so on plates without such boxes this
-    finds nothing (or, rarely, a gap)."""
+    finds nothing (or, rarely, a gap). JPEG noise varies from box to box: the strictest
+    flatness that shows a box wins, looser ones add boxes where none was found yet."""
     h, w = crop.shape[:2]
     if h < 12 or w < 24 or crop.ndim != 3:
         return []
     k = np.ones((3, 3), np.uint8)
     spread = (cv2.dilate(crop, k).astype(np.int16) - cv2.erode(crop, k)).max(2)
-    flat = (spread <= flatness).astype(np.uint8)
-    n, _, stats, _ = cv2.connectedComponentsWithStats(flat, connectivity=4)
-    out = []
-    for x, y, bw, bh, area in stats[1:]:
-        if bh < 0.2 * h or bh > 0.95 * h or bw < 3 or not 1.0 <= bh / bw <= 4:
-            continue
-        if area < fill * bw * bh:
-            continue
-        out.append([int(x) - 1, int(y) - 1, int(x + bw) + 1, int(y + bh) + 1])
+    out: list[list[int]] = []
+    for k, level in enumerate(flatness):
+        n, _, stats, _ = cv2.connectedComponentsWithStats((spread <= level).astype(np.uint8), connectivity=4)
+        if k:
+            if not out:
+                break
+            # boxes a looser level adds must look like those found already: one size, one row
+            ref = np.median(np.array(out, np.float64), 0)
+            ref_w, ref_h = ref[2] - ref[0], ref[3] - ref[1]
+        for x, y, bw, bh, area in stats[1:]:
+            if bh < 0.2 * h or bh > 0.95 * h or bw < 3 or not 1.0 <= bh / bw <= 4:
+                continue
+            if area < fill * bw * bh:
+                continue
+            box = [int(x) - 1, int(y) - 1, int(x + bw) + 1, int(y + bh) + 1]
+            if k and not (abs((box[3] - box[1]) - ref_h) <= 0.2 * ref_h and abs(box[1] - ref[1]) <= 0.2 * ref_h
+                          and abs((box[2] - box[0]) - ref_w) <= 0.35 * ref_w):
+                continue
+            if not any(box[0] < b[2] and b[0] < box[2] for b in out):  # a new place along the plate
+                out.append(box)
     # one box broken into fragments (JPEG noise across it): join pieces that touch
     # when the joined piece is still a box (taller than wide)
     out.sort()
