@@ -220,5 +220,7 @@ def test_a_box_blurred_by_jpeg_noise_is_found_when_it_matches_the_clean_ones():
     crop[20:34, 130:140] = (90 + rng.integers(-4, 5, (14, 10, 1))).astype(np.uint8)  # smaller: not a box
     assert [b[0] for b in hidden_boxes(crop, flatness=(6,))] == [40]
     assert [b[0] for b in hidden_boxes(crop)] == [40, 100]
-    crop[6:34, 40:56] = crop[6:34, 100:116]  # no clean box to compare with: nothing is guessed
+    crop[6:34, 40:56] = crop[6:34, 100:116]  # two noisy boxes alike: both
+    assert [b[0] for b in hidden_boxes(crop)] == [40, 100]
+    crop[6:34, 40:56] = np.clip(rng.normal(200, 12, (28, 16, 3)), 0, 255)  # one noisy box alone: nothing guessed
     assert hidden_boxes(crop) == []

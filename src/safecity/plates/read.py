@@ -349,6 +349,13 @@ class ChinesePlateRecogniser:
         return lines
 
 
+def _alike(box: list[int], ref: np.ndarray) -> bool:
+    """Two anonymising boxes of one plate: about one size, on one row."""
+    bh, rh = box[3] - box[1], ref[3] - ref[1]
+    return (abs(bh - rh) <= 0.2 * rh and abs(box[1] - ref[1]) <= 0.2 * rh
+            and abs((box[2] - box[0]) - (ref[2] - ref[0])) <= 0.35 * (ref[2] - ref[0]))
+
+
 def hidden_boxes(crop: np.ndarray, flatness: tuple[int, ...] = (6, 8),
                  fill: float = 0.7) -> list[tuple[int, int, int, int]]:
     """Anonymising boxes drawn over characters (x, y, w, h): character-sized regions of
@@ -357,30 +364,29 @@ def hidden_boxes(crop: np.ndarray, flatness: tuple[int, ...] = (6, 8),
     character is never flat, and the plate's own background runs around the characters
     instead of forming a character-sized block, so on plates without such boxes this
     finds nothing (or, rarely, a gap). JPEG noise varies from box to box: the strictest
-    flatness that shows a box wins, looser ones add boxes where none was found yet."""
+    flatness that shows a box wins; a looser one adds a box elsewhere only if it is alike
+    (size, row) to the boxes found already, or, with none found yet, to another box of
+    its own level: the boxes of one plate are drawn alike, flat patches of a plate are not."""
     h, w = crop.shape[:2]
     if h < 12 or w < 24 or crop.ndim != 3:
         return []
-    k = np.ones((3, 3), np.uint8)
-    spread = (cv2.dilate(crop, k).astype(np.int16) - cv2.erode(crop, k)).max(2)
+    kernel = np.ones((3, 3), np.uint8)
+    spread = (cv2.dilate(crop, kernel).astype(np.int16) - cv2.erode(crop, kernel)).max(2)
     out: list[list[int]] = []
-    for k, level in enumerate(flatness):
+    for step, level in enumerate(flatness):
         n, _, stats, _ = cv2.connectedComponentsWithStats((spread <= level).astype(np.uint8), connectivity=4)
-        if k:
-            if not out:
-                break
-            # boxes a looser level adds must look like those found already: one size, one row
-            ref = np.median(np.array(out, np.float64), 0)
-            ref_w, ref_h = ref[2] - ref[0], ref[3] - ref[1]
-        for x, y, bw, bh, area in stats[1:]:
-            if bh < 0.2 * h or bh > 0.95 * h or bw < 3 or not 1.0 <= bh / bw <= 4:
-                continue
-            if area < fill * bw * bh:
-                continue
-            box = [int(x) - 1, int(y) - 1, int(x + bw) + 1, int(y + bh) + 1]
-            if k and not (abs((box[3] - box[1]) - ref_h) <= 0.2 * ref_h and abs(box[1] - ref[1]) <= 0.2 * ref_h
-                          and abs((box[2] - box[0]) - ref_w) <= 0.35 * ref_w):
-                continue
+        found = [[int(x) - 1, int(y) - 1, int(x + bw) + 1, int(y + bh) + 1]
+                 for x, y, bw, bh, area in stats[1:]
+                 if 0.2 * h <= bh <= 0.95 * h and bw >= 3 and 1.0 <= bh / bw <= 4 and area >= fill * bw * bh]
+        if step:
+            # boxes a looser level adds must look like those found already (one size, one
+            # row); with none found yet, like another box of their own level
+            if out:
+                ref = np.median(np.array(out, np.float64), 0)
+                found = [b for b in found if _alike(b, ref)]
+            else:
+                found = [b for b in found if any(_alike(b, np.array(o, np.float64)) for o in found if o is not b)]
+        for box in found:
             if not any(box[0] < b[2] and b[0] < box[2] for b in out):  # a new place along the plate
                 out.append(box)
     # one box broken into fragments (JPEG noise across it): join pieces that touch
