@@ -103,7 +103,7 @@ class Camera(_Model):
     def _known_country(cls, value: str | None) -> str | None:
         from safecity.plates.grammar import known_country
 
-        return value and known_country(value)
+        return None if value is None else known_country(value)
 
     @field_validator("analysers")
     @classmethod

@@ -180,5 +180,6 @@ def test_a_camera_learns_its_plate_country_from_its_own_reads_unless_given(tmp_p
             plates.process(Frame(camera.name, image, float(k), float(k), k), Motion.still())
         assert len(reader.priors) > 20  # RegionPrior's min_reads
         assert region_of(reader.priors[0]) == first and region_of(reader.priors[-1]) == last
-    with pytest.raises(Exception, match="unknown plate country"):
-        parse_config({"cameras": [{"name": "a", "source": "x.mp4", "plate_country": "xx"}]})
+    for wrong in ("xx", ""):
+        with pytest.raises(Exception, match="unknown plate country"):
+            parse_config({"cameras": [{"name": "a", "source": "x.mp4", "plate_country": wrong}]})

@@ -296,8 +296,9 @@ def test_a_given_country_fixes_the_region_and_priors_name_it():
     for _ in range(3):
         learned.observe("es", "1234BCD", [0.99] * 7)
     assert region_of(learned.priors()) == "es"
-    with pytest.raises(ValueError, match="unknown plate country"):
-        RegionPrior(country="xx")
+    for wrong in ("xx", ""):
+        with pytest.raises(ValueError, match="unknown plate country"):
+            RegionPrior(country=wrong)
 
 
 def test_california_commercial_plates_are_a_us_format():

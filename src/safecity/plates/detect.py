@@ -427,8 +427,9 @@ CALIBRATION_DIR = Path(__file__).parent / "calibration"  # frames of the two CC 
 CALIBRATION_SIZE = 800
 
 
-def int8_model_path(checkpoint: Path | None = None) -> Path:
-    return model_path(checkpoint).with_name(model_path(checkpoint).stem + f"-int8-q{QUANTIZER_VERSION}.xml")
+def _int8_path(float_path: Path) -> Path:
+    """Where the 8-bit version of the float model at ``float_path`` goes."""
+    return float_path.with_name(float_path.stem + f"-int8-q{QUANTIZER_VERSION}.xml")
 
 
 def int8_available() -> bool:
@@ -461,7 +462,7 @@ def quantize(checkpoint: Path | None = None, force: bool = False) -> Path:
     ~26 to ~19 ms per 1280x720 frame and finds the same plates (``safecity eval plates``;
     boxes move by a few pixels: see docs/plates.md)."""
     source = convert(checkpoint)
-    target = int8_model_path(checkpoint)
+    target = _int8_path(source)  # (not from the checkpoint again: that hashes it once more)
     with _convert_lock:
         if target.is_file() and not force:
             return target

@@ -1017,7 +1017,8 @@ class RegionPrior:
 
     def __init__(self, min_reads: int = 20, min_share: float = 0.6, min_confidence: float = 0.9,
                  neighbours: float = 0.7, far: float = 0.3, country: str | None = None) -> None:
-        self.country = country and known_country(country)  # set by whoever knows it: then nothing is learned
+        # set by whoever knows it: then nothing is learned
+        self.country = None if country is None else known_country(country)
         self.min_reads = min_reads
         self.min_share = min_share
         self.min_confidence = min_confidence

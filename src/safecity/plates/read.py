@@ -285,8 +285,8 @@ class TextRecogniser:
             batch = np.zeros((len(members), 3, REC_HEIGHT, width), np.float32)
             for row, i in enumerate(members):
                 batch[row, :, :, : blobs[i].shape[2]] = blobs[i]
-            for row, probs in zip(members, self.model(batch)[0]):
-                out[row] = probs
+            for i, probs in zip(members, self.model(batch)[0]):
+                out[i] = probs
         return [(out[i], int(math.ceil(b.shape[2] / REC_STRIDE))) for i, b in enumerate(blobs)]
 
     def read(self, images: Sequence[np.ndarray]) -> list[LineRead]:
