@@ -36,7 +36,7 @@ import cv2
 import numpy as np
 
 from safecity.records import Detections
-from safecity.vision.runtime import InferenceModel, choose_backend, model_cache_dir
+from safecity.vision.runtime import InferenceModel, choose_backend, decline_usage_reports, model_cache_dir
 
 log = logging.getLogger(__name__)
 
@@ -469,6 +469,7 @@ def quantize(checkpoint: Path | None = None, force: bool = False) -> Path:
         import contextlib
         import io
 
+        decline_usage_reports()
         import nncf
         import openvino as ov
 

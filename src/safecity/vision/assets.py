@@ -177,6 +177,9 @@ def convert_nanodet(model_json: Path, target: Path) -> None:
     import openvino as ov
 
     from safecity.vision.convert_tfjs import graphdef_to_onnx, prepend_image_input, tfjs_to_graphdef
+    from safecity.vision.runtime import decline_usage_reports
+
+    decline_usage_reports()
 
     graph = tfjs_to_graphdef(model_json)
     prepend_image_input(graph, "input_1", NANODET_INPUT, NANODET_MEAN_BGR, NANODET_STD_BGR)

@@ -363,6 +363,9 @@ def tfjs_to_openvino(model_json: str | Path, xml_out: str | Path, work_dir: str 
 
     import openvino as ov
 
+    from safecity.vision.runtime import decline_usage_reports
+
+    decline_usage_reports()
     xml_out = Path(xml_out)
     xml_out.parent.mkdir(parents=True, exist_ok=True)
     graph = tfjs_to_graphdef(model_json)
