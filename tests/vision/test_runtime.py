@@ -49,6 +49,18 @@ def test_the_process_default_applies_to_models_loaded_afterwards(monkeypatch):
 
 
 @pytest.mark.skipif("openvino" not in runtime.available_backends(), reason="needs OpenVINO")
+def test_full_float_precision_is_asked_of_openvino_and_matches_onnxruntime():
+    path = convert()
+    f32 = InferenceModel(path, backend="openvino", precision="f32")
+    assert f32._compiled.get_property("INFERENCE_PRECISION_HINT").get_type_name() == "f32"
+    x = np.random.default_rng(3).random((1, 3, 320, 320), dtype=np.float32)
+    if "onnxruntime" in runtime.available_backends():
+        np.testing.assert_allclose(f32(x)[1], InferenceModel(path, backend="onnxruntime")(x)[1], atol=1e-4)
+    with pytest.raises(ValueError, match="unknown precision"):
+        InferenceModel(path, backend="openvino", precision="fp8")
+
+
+@pytest.mark.skipif("openvino" not in runtime.available_backends(), reason="needs OpenVINO")
 def test_static_shapes_compile_each_shape_once_and_give_the_same_outputs(monkeypatch):
     path = convert()
     dynamic = InferenceModel(path, backend="openvino")
