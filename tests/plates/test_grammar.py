@@ -119,6 +119,17 @@ def test_unknowns_only_where_a_format_needs_them():
     assert best_reading([line], ["generic"]).text == "124BCD"
 
 
+def test_an_unknown_never_stands_for_a_special_series_letter():
+    # an anonymised Spanish plate read with one '?' too many in front: Spain's special
+    # series "[ER]NNNNCCC" would take that '?' as its E/R; the ordinary plate wins instead
+    unknown = CharChoice("?", 0.2)
+    one_too_many = Candidate([unknown] + chars("1050", 0.9) + [unknown] + chars("CD", 0.9), [1.0])
+    as_laid_out = Candidate(chars("1050", 0.9) + [unknown] + chars("CD", 0.9), [0.5])
+    assert score_candidates([one_too_many, as_laid_out], ["es"]).text == "1050?CD"
+    assert unknown.options("ER") is None
+    assert unknown.options("0123456789") == ("?", 0.2)
+
+
 def test_a_country_code_at_the_edge_can_be_dropped():
     # 'SK' in the EU band read as one letter before a Slovak plate
     r = best_reading([LineRead([CharRead(c, 0.99, i, i) for i, c in enumerate("SBA123AB")], steps=9)], ["sk"])
