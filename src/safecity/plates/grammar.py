@@ -50,7 +50,7 @@ UNKNOWN_CONFIDENCE = 0.2
 # An unknown character fills only a slot open to at least this many characters. The one-
 # or two-letter slots are the marks of rare special series (Spain's E/R prefix, Germany's
 # E/H suffix); letting a '?' stand there turned ordinary plates read with one '?' too many
-# into such a series (uc3m-es: 0.858 -> 0.862 without it).
+# into such a series (uc3m-es: 0.858 with a '?' allowed there, 0.862 without).
 UNKNOWN_MIN_SLOT = 3
 LOOKALIKE_FACTOR = 0.3  # a look-alike replacement keeps this share of the read char's confidence
 MIN_ALTERNATIVE = 0.02  # a model alternative below this is not considered
