@@ -187,3 +187,24 @@ def test_empty_scene_gives_no_plates(onnx_path):
 def test_packaged_weights_are_found():
     path = packaged_checkpoint()
     assert path.name == "best.pt" and path.stat().st_size > 5_000_000
+
+
+def test_a_second_look_finds_small_plates_the_whole_frame_missed(shared_data):
+    import csv
+
+    root = shared_data / "plates" / "openalpr-us"
+    rows = list(csv.DictReader(open(root / "labels.csv")))[:62]  # distant plates among them
+    det = PlateDetector(size=800)  # as PlateRecognizer runs it
+    gained = 0
+    for r in rows:
+        image = cv2.imread(str(root / r["image"]))
+        x, y, w, h = (float(r[k]) for k in "xywh")
+        plain = det.detect(image)
+        looked = det.detect(image, second_look=True)
+        extra = looked.data.get("second_look", np.zeros(len(looked), bool))
+        # the second look only adds: the sure plates are the plain detector's
+        np.testing.assert_allclose(looked.xyxy[~extra], plain.xyxy)
+        assert (looked.confidence[extra] >= det.confidence).all()
+        missed = not any(_iou(b, (x, y, x + w, y + h)) >= 0.3 for b in plain.xyxy)
+        gained += missed and any(_iou(b, (x, y, x + w, y + h)) >= 0.3 for b in looked.xyxy[extra])
+    assert gained >= 1

@@ -226,3 +226,20 @@ def test_a_box_blurred_by_jpeg_noise_is_found_when_it_matches_the_clean_ones():
     assert [b[0] for b in hidden_boxes(crop)] == [40, 100]
     crop[6:34, 40:56] = np.clip(rng.normal(200, 12, (28, 16, 3)), 0, 255)  # one noisy box alone: nothing guessed
     assert hidden_boxes(crop) == []
+
+
+def test_a_plate_found_on_a_second_look_stays_only_if_it_reads_in_a_country_format(monkeypatch):
+    from safecity.plates.read import PlateRead, PlateRecognizer
+    from safecity.records import Detections
+
+    recognizer = PlateRecognizer()
+    assert recognizer.second_look  # on by default with the packaged detector
+    found = Detections.from_boxes(np.array([[0, 0, 40, 10], [50, 0, 90, 10], [0, 20, 40, 30]]),
+                                  np.array([0.9, 0.6, 0.5]), "plate", second_look=np.array([False, True, True]))
+    reads = [PlateRead("", 0.0, []), PlateRead("C0LLINS", 0.9, [0.9] * 7, grammar="generic"),
+             PlateRead("2DA044", 0.9, [0.9] * 6, grammar="us")]
+    monkeypatch.setattr(recognizer, "read_boxes", lambda image, xyxy, priors=None: reads)
+    kept, kept_reads = recognizer.read_found(np.zeros((40, 100, 3), np.uint8), found)
+    # a sure plate stays even unread (unreadable plates are counted, never dropped)
+    assert [r.text for r in kept_reads] == ["", "2DA044"]
+    assert kept.xyxy.tolist() == [[0, 0, 40, 10], [0, 20, 40, 30]]

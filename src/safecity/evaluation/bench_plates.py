@@ -100,9 +100,9 @@ def bench_plates(source: Path, frames: int = 60, country: str | None = None, wor
 
     def one(frame: np.ndarray) -> tuple[float, float, int, int]:
         started = time.perf_counter()
-        found = recognizer.detector.detect(frame)
+        found = recognizer.find(frame)
         found_at = time.perf_counter()
-        reads = recognizer.read_boxes(frame, found.xyxy, priors)
+        _, reads = recognizer.read_found(frame, found, priors)
         done = time.perf_counter()
         return (found_at - started) * 1000, (done - found_at) * 1000, len(reads), sum(bool(r.text) for r in reads)
 

@@ -770,18 +770,24 @@ class PlateRecognizer:
     ``margin``: the share of a box's size added around it before reading; none by default.
     The detector's boxes hold the plate's border already, and what lies beyond it (the
     frame, a dealer's text, the bumper) only gave the whole-crop view more to misread (US
-    scenes: 2 to 11 more of 222 plates read at 0 than at 0.04, at each stretch tried)."""
+    scenes: 2 to 11 more of 222 plates read at 0 than at 0.04, at each stretch tried).
+
+    ``second_look`` (with a :class:`~safecity.plates.detect.PlateDetector`): doubtful
+    candidates are searched again enlarged, and a plate found only that way is kept if it
+    reads in a country's format (a dealer's name or a sticker does not)."""
 
     name = "plates"
 
     def __init__(self, detector=None, reader: PlateReader | None = None, backend: str = "auto",
-                 threads: int | None = None, size: int = 800, margin: float = 0.0, min_height: int = 6) -> None:
+                 threads: int | None = None, size: int = 800, margin: float = 0.0, min_height: int = 6,
+                 second_look: bool = True) -> None:
         from safecity.plates.detect import PlateDetector
 
         self.detector = detector or PlateDetector(size=size, backend=backend, threads=threads)
         self.reader = reader or PlateReader(backend=backend, threads=threads)
         self.margin = margin
         self.min_height = min_height
+        self.second_look = second_look and isinstance(self.detector, PlateDetector)
 
     def crops(self, image: np.ndarray, xyxy: np.ndarray) -> list[np.ndarray]:
         h, w = image.shape[:2]
@@ -803,12 +809,25 @@ class PlateRecognizer:
             reads[i] = r
         return reads
 
+    def find(self, image: np.ndarray):
+        """The plates in a frame, with a second look at doubtful candidates (see the class)."""
+        return self.detector.detect(image, second_look=True) if self.second_look else self.detector.detect(image)
+
+    def read_found(self, image: np.ndarray, found, priors: dict[str, float] | None = None):
+        """Read what :meth:`find` found: (the plates kept, their :class:`PlateRead`). A plate
+        found only on a second look stays only if it reads in a country's format."""
+        reads = self.read_boxes(image, found.xyxy, priors)
+        looked = found.data.get("second_look")
+        if looked is not None and looked.any():
+            keep = [i for i, r in enumerate(reads) if not looked[i] or r.grammar not in (None, "generic")]
+            found, reads = found[np.array(keep, np.int64)], [reads[i] for i in keep]
+        return found, reads
+
     def recognise(self, image: np.ndarray):
         """Detections (with text columns) and the full :class:`PlateRead` per plate."""
         from safecity.records import Detections
 
-        found = self.detector.detect(image)
-        reads = self.read_boxes(image, found.xyxy)
+        found, reads = self.read_found(image, self.find(image))
         detections = Detections.from_boxes(
             found.xyxy,
             found.confidence,
