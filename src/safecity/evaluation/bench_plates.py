@@ -3,7 +3,8 @@
 Each image (a folder of scenes, or frames of a clip) is fitted into a 1280x720 frame
 (scaled to fit, padded with black, so no plate is cut off or distorted) and run through
 :meth:`~safecity.plates.read.PlateRecognizer.recognise`'s two steps, timed apart: the
-detector over the whole frame, then reading every plate it found. A first, untimed pass
+detector over the whole frame (with its second look at doubtful candidates), then reading
+every plate it found. A first, untimed pass
 over the frames warms up (OpenVINO compiles each new input shape once, as a live
 camera does in its first minutes). Nothing is skipped: this is the
 cost of a frame where the whole frame must be searched, the case the issue measures; a
