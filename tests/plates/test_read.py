@@ -119,6 +119,25 @@ def test_hidden_boxes_are_found_on_anonymised_crops_only(shared_data):
     assert sum(bool(hidden_boxes(cv2.imread(str(root / r["image"])))) for r in labels) <= 2
 
 
+def test_a_lone_box_is_looked_for_again_along_its_row(shared_data, monkeypatch):
+    import safecity.plates.read as read_module
+
+    root, labels = rows(shared_data, "uc3m-es", 717)
+    images = [cv2.imread(str(root / r["image"])) for r in labels]
+    wanted = [r["plate"].count("?") for r in labels]
+
+    def counts():
+        return [len(hidden_boxes(image)) for image in images]
+
+    with_search = counts()
+    monkeypatch.setattr(read_module, "_boxes_like", lambda crop, box: [])
+    without = counts()
+    right = lambda found: sum(n == k for n, k in zip(found, wanted))  # noqa: E731
+    too_many = lambda found: sum(n > k for n, k in zip(found, wanted))  # noqa: E731
+    assert right(with_search) >= right(without) + 8
+    assert too_many(with_search) <= too_many(without)
+
+
 def test_reads_chinese_crops(reader, shared_data):
     root, labels = rows(shared_data, "cn-crops", 30, 15)
     reads = reader.read_many([cv2.imread(str(root / r["image"])) for r in labels])
@@ -220,12 +239,25 @@ def test_a_box_blurred_by_jpeg_noise_is_found_when_it_matches_the_clean_ones():
     crop[6:34, 40:56] = 128  # a clean box
     crop[6:34, 100:116] = (128 + rng.integers(-4, 5, (28, 16, 1))).astype(np.uint8)  # the same box, noisier
     crop[20:34, 130:140] = (90 + rng.integers(-4, 5, (14, 10, 1))).astype(np.uint8)  # smaller: not a box
-    assert [b[0] for b in hidden_boxes(crop, flatness=(6,))] == [40]
     assert [b[0] for b in hidden_boxes(crop)] == [40, 100]
     crop[6:34, 40:56] = crop[6:34, 100:116]  # two noisy boxes alike: both
     assert [b[0] for b in hidden_boxes(crop)] == [40, 100]
     crop[6:34, 40:56] = np.clip(rng.normal(200, 12, (28, 16, 3)), 0, 255)  # one noisy box alone: nothing guessed
     assert hidden_boxes(crop) == []
+
+
+def test_a_lone_box_finds_its_noisier_twin_on_its_row_and_nothing_else():
+    import safecity.plates.read as read_module
+
+    rng = np.random.default_rng(1)
+    crop = np.clip(rng.normal(200, 12, (40, 160, 3)), 0, 255).astype(np.uint8)  # textured: never flat
+    crop[6:34, 40:56] = 128  # a clean box
+    crop[6:34, 100:116] = (128 + rng.integers(-4, 5, (28, 16, 1))).astype(np.uint8)  # too noisy for flatness 6
+    crop[20:34, 130:146] = 128  # the same grey, off the row: not a box of this plate
+    assert [b[0] for b in hidden_boxes(crop, flatness=(6,))] == [40, 100]
+    assert [b[0] for b in read_module._boxes_like(crop, (40, 6, 16, 28))] == [100]
+    crop[6:34, 100:116] = 60  # a flat patch of another colour is no twin
+    assert read_module._boxes_like(crop, (40, 6, 16, 28)) == []
 
 
 def test_a_plate_found_on_a_second_look_stays_only_if_it_reads_in_a_country_format(monkeypatch):

@@ -374,7 +374,8 @@ def hidden_boxes(crop: np.ndarray, flatness: tuple[int, ...] = (6, 8),
     finds nothing (or, rarely, a gap). JPEG noise varies from box to box: the strictest
     flatness that shows a box wins; a looser one adds a box elsewhere only if it is alike
     (size, row) to the boxes found already, or, with none found yet, to another box of
-    its own level: the boxes of one plate are drawn alike, flat patches of a plate are not."""
+    its own level: the boxes of one plate are drawn alike, flat patches of a plate are not.
+    A lone box found is looked for again along its row (:func:`_boxes_like`)."""
     h, w = crop.shape[:2]
     if h < 12 or w < 24 or crop.ndim != 3:
         return []
@@ -413,7 +414,57 @@ def hidden_boxes(crop: np.ndarray, flatness: tuple[int, ...] = (6, 8),
         return []
     # anonymising boxes cover whole characters: all about as tall as the tallest
     tallest = max(b[3] - b[1] for b in joined)
-    return [(x0, y0, x1 - x0, y1 - y0) for x0, y0, x1, y1 in joined if y1 - y0 >= 0.6 * tallest]
+    boxes = [(x0, y0, x1 - x0, y1 - y0) for x0, y0, x1, y1 in joined if y1 - y0 >= 0.6 * tallest]
+    return sorted(boxes + _boxes_like(crop, boxes[0])) if len(boxes) == 1 else boxes
+
+
+# A lone anonymising box found: others like it may be there, too noisy for the flatness
+# test. A window of its size on its row is taken for another when its inside (less a
+# LIKE_INNER border) varies at most LIKE_SPREAD times as much as the box's, or LIKE_FLOOR
+# grey levels more, and its mean colour is within LIKE_COLOUR levels of the box's. On
+# uc3m-es (every crop hides two characters) the right number of boxes was then found on
+# 663 crops instead of 650 (13 of the 51 with one box found), no more crops got too many
+# (7), and exact reads went 0.862 -> 0.868. Run where several boxes were found already,
+# it added false ones and read worse (0.852). Crops with boxes found stay 2 of 477
+# Chinese and 8 of 222 US (one US crop's lone false box got a partner).
+LIKE_INNER, LIKE_SPREAD, LIKE_FLOOR, LIKE_COLOUR = 0.2, 1.5, 2.0, 8.0
+
+
+def _boxes_like(crop: np.ndarray, box: tuple[int, int, int, int]) -> list[tuple[int, int, int, int]]:
+    """Windows on ``box``'s row that look like it (x, y, w, h), not overlapping it or each other."""
+    height, width = crop.shape[:2]
+    x, y, w, h = box
+    dx, dy = max(1, int(w * LIKE_INNER)), max(1, int(h * LIKE_INNER))
+    y0, y1 = max(0, y + dy), min(height, y + h - dy)
+    inner = w - 2 * dx
+    if y1 - y0 < 2 or inner < 2 or width < w:
+        return []
+    pixels = crop.astype(np.float64)
+    # per column, the sums of the row band's pixels and squares (C channels), cumulated
+    band = pixels[y0:y1]
+    sums = np.concatenate([np.zeros((1, band.shape[2])), band.sum(0).cumsum(0)])
+    squares = np.concatenate([np.zeros((1, band.shape[2])), (band * band).sum(0).cumsum(0)])
+    n = inner * (y1 - y0)
+    lefts = np.arange(0, width - w + 1) + dx  # each window's inside: [left, left + inner)
+    lefts = lefts[lefts + inner <= width]
+    mean = (sums[lefts + inner] - sums[lefts]) / n
+    varies = np.sqrt(np.maximum((squares[lefts + inner] - squares[lefts]) / n - mean * mean, 0)).max(1)
+    own = min(max(x + dx, 0), width - inner)
+    colour = (sums[own + inner] - sums[own]) / n
+    spread = max(float(np.sqrt(max(((squares[own + inner] - squares[own]) / n - colour * colour).max(), 0))), 1.0)
+    gap = np.abs(mean - colour).max(1)
+    starts = lefts - dx
+    ok = (varies <= max(LIKE_SPREAD * spread, spread + LIKE_FLOOR)) & (gap <= LIKE_COLOUR)
+    ok &= ~((starts < x + 0.8 * w) & (x < starts + 0.8 * w))  # the box itself
+    # a box shows as a run of neighbouring windows that pass (their insides all fall in
+    # it): the run's middle places it; runs closer than a box apart are one box
+    out: list[int] = []
+    for run in np.split(np.flatnonzero(ok), np.flatnonzero(np.diff(np.flatnonzero(ok)) > 1) + 1):
+        if len(run):
+            left = int(starts[run[len(run) // 2]])
+            if all(abs(left - o) >= 0.8 * w for o in out):
+                out.append(left)
+    return [(left, y, w, h) for left in out]
 
 
 @dataclass(slots=True)
