@@ -439,9 +439,8 @@ def _boxes_like(crop: np.ndarray, box: tuple[int, int, int, int]) -> list[tuple[
     inner = w - 2 * dx
     if y1 - y0 < 2 or inner < 2 or width < w:
         return []
-    pixels = crop.astype(np.float64)
     # per column, the sums of the row band's pixels and squares (C channels), cumulated
-    band = pixels[y0:y1]
+    band = crop[y0:y1].astype(np.float64)
     sums = np.concatenate([np.zeros((1, band.shape[2])), band.sum(0).cumsum(0)])
     squares = np.concatenate([np.zeros((1, band.shape[2])), (band * band).sum(0).cumsum(0)])
     n = inner * (y1 - y0)
@@ -457,9 +456,11 @@ def _boxes_like(crop: np.ndarray, box: tuple[int, int, int, int]) -> list[tuple[
     ok = (varies <= max(LIKE_SPREAD * spread, spread + LIKE_FLOOR)) & (gap <= LIKE_COLOUR)
     ok &= ~((starts < x + 0.8 * w) & (x < starts + 0.8 * w))  # the box itself
     # a box shows as a run of neighbouring windows that pass (their insides all fall in
-    # it): the run's middle places it; runs closer than a box apart are one box
+    # it): the run's middle places it; a run placed within 0.8 box widths of a box taken
+    # already is the same box
+    passing = np.flatnonzero(ok)
     out: list[int] = []
-    for run in np.split(np.flatnonzero(ok), np.flatnonzero(np.diff(np.flatnonzero(ok)) > 1) + 1):
+    for run in np.split(passing, np.flatnonzero(np.diff(passing) > 1) + 1):
         if len(run):
             left = int(starts[run[len(run) // 2]])
             if all(abs(left - o) >= 0.8 * w for o in out):
