@@ -666,7 +666,6 @@ class PlateDetector:
         return None
 
 
-
 def main(argv: list[str] | None = None) -> int:
     args = sys.argv[1:] if argv is None else argv
     if not args or args[0] != "convert":
