@@ -260,6 +260,30 @@ def test_a_lone_box_finds_its_noisier_twin_on_its_row_and_nothing_else():
     assert read_module._boxes_like(crop, (40, 6, 16, 28)) == []
 
 
+def test_among_three_boxes_or_more_one_unlike_the_others_is_dropped():
+    rng = np.random.default_rng(2)
+    crop = np.clip(rng.normal(200, 12, (40, 200, 3)), 0, 255).astype(np.uint8)  # textured: never flat
+    for x in (20, 60, 100):
+        crop[6:34, x : x + 16] = 128  # the anonymising boxes, one grey
+    crop[6:34, 150:166] = 245  # a flat white patch of the plate, box-sized
+    assert [b[0] for b in hidden_boxes(crop)] == [20, 60, 100]
+    crop[6:34, 150:166] = 130  # a fourth box of the same grey stays
+    assert [b[0] for b in hidden_boxes(crop)] == [20, 60, 100, 150]
+
+
+def test_boxes_unlike_the_others_are_dropped_on_real_crops(shared_data, monkeypatch):
+    import safecity.plates.read as read_module
+
+    root, labels = rows(shared_data, "uc3m-es", 717)
+    images = [cv2.imread(str(root / r["image"])) for r in labels]
+    wanted = [r["plate"].count("?") for r in labels]
+    pruned = [len(hidden_boxes(image)) for image in images]
+    monkeypatch.setattr(read_module, "_drawn_alike", lambda crop, boxes: boxes)
+    kept = [len(hidden_boxes(image)) for image in images]
+    assert sum(n > k for n, k in zip(pruned, wanted)) <= sum(n > k for n, k in zip(kept, wanted)) - 5
+    assert sum(n == k for n, k in zip(pruned, wanted)) > sum(n == k for n, k in zip(kept, wanted))
+
+
 def test_a_plate_found_on_a_second_look_stays_only_if_it_reads_in_a_country_format(monkeypatch):
     from safecity.plates.read import PlateRead, PlateRecognizer
     from safecity.records import Detections
