@@ -480,9 +480,8 @@ def _boxes_like(crop: np.ndarray, box: tuple[int, int, int, int]) -> list[tuple[
     lefts = lefts[lefts + inner <= width]
     mean = (sums[lefts + inner] - sums[lefts]) / n
     varies = np.sqrt(np.maximum((squares[lefts + inner] - squares[lefts]) / n - mean * mean, 0)).max(1)
-    own = min(max(x + dx, 0), width - inner)
-    colour = (sums[own + inner] - sums[own]) / n
-    spread = max(float(np.sqrt(max(((squares[own + inner] - squares[own]) / n - colour * colour).max(), 0))), 1.0)
+    colour, spread = _inside(crop, box)
+    spread = max(spread, 1.0)
     gap = np.abs(mean - colour).max(1)
     starts = lefts - dx
     ok = (varies <= max(LIKE_SPREAD * spread, spread + LIKE_FLOOR)) & (gap <= LIKE_COLOUR)
