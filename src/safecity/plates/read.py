@@ -612,6 +612,11 @@ class PlateRead:
     def readable(self) -> bool:
         return bool(self.text)
 
+    @property
+    def in_country_format(self) -> bool:
+        """Read in one country's plate format (not the generic fallback, not as-read)."""
+        return self.grammar not in (None, "generic")
+
 
 def _rows(lines: list[TextLine]) -> list[list[TextLine]]:
     """Group line boxes into rows (boxes whose vertical extents overlap by half)."""
@@ -759,7 +764,7 @@ class PlateReader:
 
     @staticmethod
     def _sure(result: PlateRead) -> bool:
-        return (result.grammar not in (None, "generic") and UNKNOWN not in result.text
+        return (result.in_country_format and UNKNOWN not in result.text
                 and bool(result.char_confidences) and min(result.char_confidences) >= SURE_CHAR)
 
     @property
@@ -902,7 +907,7 @@ class PlateRecognizer:
         reads = self.read_boxes(image, found.xyxy, priors)
         looked = found.data.get("second_look")
         if looked is not None and looked.any():
-            keep = [i for i, r in enumerate(reads) if not looked[i] or r.grammar not in (None, "generic")]
+            keep = [i for i, r in enumerate(reads) if not looked[i] or r.in_country_format]
             found, reads = found[np.array(keep, np.int64)], [reads[i] for i in keep]
         return found, reads
 
