@@ -299,3 +299,40 @@ def test_a_plate_found_on_a_second_look_stays_only_if_it_reads_in_a_country_form
     # a sure plate stays even unread (unreadable plates are counted, never dropped)
     assert [r.text for r in kept_reads] == ["", "2DA044"]
     assert kept.xyxy.tolist() == [[0, 0, 40, 10], [0, 20, 40, 30]]
+
+
+def test_a_box_is_tightened_to_the_lettering_it_holds():
+    from safecity.plates.read import LETTER_BORDER, PlateRead, TextLine
+
+    recognizer = PlateRecognizer()
+    lettering = [TextLine((100.0, 50.0), (120.0, 30.0), 0.0, 0.9)]  # crop pixels: x 40-160, y 35-65
+    reads = [PlateRead("AB123CD", 0.9, [0.9] * 7, lettering=lettering), PlateRead("", 0.0, [])]
+    boxes = np.array([[100, 100, 300, 200], [100, 100, 300, 200]], np.float32)
+    tight = recognizer.plate_boxes((720, 1280, 3), boxes, reads)
+    border = LETTER_BORDER * 30
+    assert np.allclose(tight[0], [140 - border, 135 - border, 260 + border, 165 + border], atol=1.5)
+    assert np.array_equal(tight[1], boxes[1])  # nothing read: the detector's box stands
+    # a box already inside the lettering's border is left as it is
+    inside = np.array([[138, 133, 262, 167]], np.float32)
+    filled = [PlateRead("AB123CD", 0.9, [0.9] * 7, lettering=[TextLine((62.0, 17.0), (124.0, 34.0), 0.0, 0.9)])]
+    assert np.array_equal(recognizer.plate_boxes((720, 1280, 3), inside, filled), inside)
+
+
+def test_a_plate_boxed_with_its_surroundings_is_reported_at_the_plate(shared_data):
+    """A real plate (its labelled box, tight around the characters) read from a box three
+    times its size: the box returned fits the plate far better than the box given."""
+    from safecity.evaluation.plates import iou
+
+    root, labels = rows(shared_data, "openalpr-eu", 4, 7)
+    recognizer = PlateRecognizer()
+    better = 0
+    for r in labels:
+        image = cv2.imread(str(root / r["image"]))
+        x, y, w, h = (int(r[k]) for k in "xywh")
+        plate = np.array([x, y, x + w, y + h], np.float32)
+        loose = np.array([[x - w, y - h, x + 2 * w, y + 2 * h]], np.float32)
+        reads = recognizer.read_boxes(image, loose)
+        tight = recognizer.plate_boxes(image.shape, loose, reads)[0]
+        assert iou(plate, tight) >= iou(plate, loose[0])
+        better += iou(plate, tight) >= 0.3 and iou(plate, loose[0]) < 0.2
+    assert better >= 3
