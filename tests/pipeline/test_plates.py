@@ -84,7 +84,7 @@ def test_with_objects_plates_are_searched_only_on_moving_vehicles(shared_data, t
     real = plates.recognizer
 
     class Recognizer:  # the shared recognizer, but with the spy as its detector
-        detector, read_boxes = spy, real.read_boxes
+        detector, read_boxes, plate_boxes = spy, real.read_boxes, real.plate_boxes
 
     plates.recognizer = Recognizer()
     events, frames, searched_in_vehicle_scenes = [], 0, 0

@@ -185,6 +185,11 @@ class PlateEvents(Analyser):
                 self.region.observe(read.grammar, read.text, read.char_confidences)
                 tid = int(tracked.tracker_id[i])
                 self.votes.add(tid, read, quality)
+                if current.frame is frame.image and read.lettering:
+                    # the pass's best view: its box fitted to the plate (the detector's
+                    # may hold the recess around it) for the event and its snapshot
+                    tight = self.recognizer.plate_boxes(frame.image.shape, tracked.xyxy[i : i + 1], [read])[0]
+                    current.box = tuple(float(v) for v in tight)
                 current.reads += 1
                 current.read_ts, current.read_quality = frame.ts, max(current.read_quality, quality)
                 so_far = self.votes.peek(tid)
