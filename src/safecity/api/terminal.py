@@ -40,7 +40,15 @@ from safecity.governance.watchlists import GovernanceError, decode_image
 from safecity.terminal.decisions import Decision, badge_digest, check_name
 from safecity.terminal.liveness import ACTIONS
 from safecity.terminal.models import TerminalChallenge
-from safecity.terminal.service import Consent, FaceEnroller, TerminalError, TerminalService, clear_challenges
+from safecity.terminal.service import (
+    Consent,
+    EnrolmentView,
+    FaceEnroller,
+    SiteView,
+    TerminalError,
+    TerminalService,
+    clear_challenges,
+)
 from safecity.terminal.verify import MAX_FRAMES, decide
 
 UPLOAD_GRACE = 5.0  # seconds a verification may arrive after the challenge's time limit
@@ -58,32 +66,6 @@ class SiteIn(BaseModel):
 class SettingsIn(BaseModel):
     settings: dict[str, Any]
     reason: str = Field(max_length=500)
-
-
-class SiteOut(BaseModel):
-    id: int
-    name: str
-    description: str
-    settings: dict[str, Any]
-    enrolments: int
-    created_by: str
-    created_at: datetime
-    updated_at: datetime
-
-
-class EnrolmentOut(BaseModel):
-    id: int
-    site: str
-    label: str
-    badge: str
-    consent_subject: str
-    consent_at: datetime
-    consent_method: str
-    consent_reference: str
-    consent_recorded_by: str
-    expires_at: datetime | None
-    templates: int
-    created_at: datetime
 
 
 class UnlockIn(BaseModel):
@@ -171,12 +153,10 @@ def terminal_router(ctx: AppContext) -> APIRouter:
 
     # --- people: sites and enrolments ---------------------------------------------
 
-    @router.get("/sites", response_model=list[SiteOut])
-    def list_sites(principal: Principal = Depends(need(Permission.TERMINAL_READ))) -> list[SiteOut]:
+    @router.get("/sites", response_model=list[SiteView])
+    def list_sites(principal: Principal = Depends(need(Permission.TERMINAL_READ))) -> list[SiteView]:
         """Terminal sites with their settings and number of enrolments."""
-        return [
-            SiteOut(**{**vars(s), "settings": s.settings.model_dump()}) for s in service(principal).sites()
-        ]
+        return service(principal).sites()
 
     @router.post("/sites", response_model=Created, status_code=201)
     def create_site(body: SiteIn, principal: Principal = Depends(need(Permission.TERMINAL_MANAGE))) -> Created:
@@ -184,20 +164,20 @@ def terminal_router(ctx: AppContext) -> APIRouter:
         reason = required_reason(body.reason)
         return Created(id=refused(lambda: service(principal).create_site(body.name, reason, body.description, body.settings)))
 
-    @router.patch("/sites/{site}", response_model=SiteOut)
-    def change_settings(site: str, body: SettingsIn, principal: Principal = Depends(need(Permission.TERMINAL_MANAGE))) -> SiteOut:
+    @router.patch("/sites/{site}", response_model=SiteView)
+    def change_settings(site: str, body: SettingsIn, principal: Principal = Depends(need(Permission.TERMINAL_MANAGE))) -> SiteView:
         """Change settings; the audit record holds every changed value before and after."""
         reason = required_reason(body.reason)
         svc = service(principal)
         refused(lambda: svc.update_settings(site, body.settings, reason))
         view = svc.site(site)
-        return SiteOut(**{**vars(view), "settings": view.settings.model_dump()})
+        return view
 
-    @router.get("/sites/{site}/enrolments", response_model=list[EnrolmentOut])
-    def list_enrolments(site: str, request: Request, principal: Principal = Depends(need(Permission.TERMINAL_READ))) -> list[EnrolmentOut]:
+    @router.get("/sites/{site}/enrolments", response_model=list[EnrolmentView])
+    def list_enrolments(site: str, request: Request, principal: Principal = Depends(need(Permission.TERMINAL_READ))) -> list[EnrolmentView]:
         """Who is enrolled at the site, with the consent record (never templates). Reading is audited."""
         views = refused(lambda: service(principal).enrolments(site, stated_reason(request)))
-        return [EnrolmentOut(**vars(v)) for v in views]
+        return views
 
     @router.post(
         "/sites/{site}/enrolments",

@@ -17,7 +17,7 @@ from safecity.api.context import AppContext, required_reason, stated_reason
 from safecity.api.openapi import multipart_schema
 from safecity.api.uploads import UploadRefused, check_images, face_enroller, read_form
 from safecity.governance.users import Permission, Principal
-from safecity.governance.watchlists import Governance, GovernanceError, WatchlistService
+from safecity.governance.watchlists import EntryView, Governance, GovernanceError, WatchlistService
 
 
 class ListOut(BaseModel):
@@ -30,26 +30,9 @@ class ListOut(BaseModel):
     created_at: datetime
 
 
-class EntryOut(BaseModel):
-    id: int
-    watchlist: str
-    kind: str
-    label: str
-    plate: str | None
-    legal_basis: str
-    purpose: str
-    authoriser: str
-    expires_at: datetime
-    created_by: str
-    approved_by: str | None = None
-    state: str = ""
-    templates: int
-    active: bool
-
-
 class Watchlists(BaseModel):
     lists: list[ListOut]
-    entries: list[EntryOut]
+    entries: list[EntryView]
 
 
 class ListIn(BaseModel):
@@ -111,7 +94,7 @@ def read_watchlists(ctx: AppContext, principal: Principal, reason: str) -> Watch
         )
         for w in svc.lists()
     ]
-    entries = [EntryOut(**{**vars(e), "state": getattr(e, "state", "active" if e.active else "expired")}) for e in svc.entries()]
+    entries = svc.entries()
     ctx.audit.append(principal.actor, "watchlist.read", "watchlist", "*", reason, {"entries": len(entries)})
     return Watchlists(lists=lists, entries=entries)
 

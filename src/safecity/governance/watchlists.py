@@ -79,12 +79,13 @@ class EntryView:
     approved_by: str | None
     templates: int
     active: bool
+    state: str = field(init=False, default="")  # active, awaiting approval or expired
 
-    @property
-    def state(self) -> str:
+    def __post_init__(self) -> None:
         if self.active:
-            return "active"
-        return "awaiting approval" if self.approved_by is None else "expired"
+            self.state = "active"
+        else:
+            self.state = "awaiting approval" if self.approved_by is None else "expired"
 
 
 @dataclass
