@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 
 from safecity.plates import detect
-from safecity.plates.detect import PlateDetector, convert, load_checkpoint, packaged_checkpoint
+from safecity.plates.detect import LOOK_SIZE, PlateDetector, convert, load_checkpoint, packaged_checkpoint
 from safecity.vision.runtime import available_backends
 
 
@@ -208,3 +208,29 @@ def test_a_second_look_finds_small_plates_the_whole_frame_missed(shared_data):
         missed = not any(_iou(b, (x, y, x + w, y + h)) >= 0.3 for b in plain.xyxy)
         gained += missed and any(_iou(b, (x, y, x + w, y + h)) >= 0.3 for b in looked.xyxy[extra])
     assert gained >= 1
+
+
+def test_a_candidate_inside_a_window_already_searched_is_not_looked_at_again(shared_data, monkeypatch):
+    """Doubtful candidates crowd together; a window searched once answers for every
+    candidate inside it. Same plates as looking at each one apart, fewer looks."""
+    import csv
+
+    root = shared_data / "plates" / "openalpr-us"
+    rows = list(csv.DictReader(open(root / "labels.csv")))[:40]
+    det = PlateDetector(size=800)
+    looks = []
+    plain_detect = PlateDetector.detect
+
+    def counting(self, image, size=None, second_look=False):
+        looks.append(size == LOOK_SIZE)
+        return plain_detect(self, image, size, second_look)
+
+    monkeypatch.setattr(PlateDetector, "detect", counting)
+    shared = [det.detect(cv2.imread(str(root / r["image"])), second_look=True) for r in rows]
+    shared_looks, looks[:] = sum(looks), []
+    reuse = PlateDetector._look_again
+    monkeypatch.setattr(PlateDetector, "_look_again", lambda self, image, box, searched: reuse(self, image, box, []))
+    apart = [det.detect(cv2.imread(str(root / r["image"])), second_look=True) for r in rows]
+    for a, b in zip(shared, apart):
+        np.testing.assert_allclose(a.xyxy, b.xyxy)
+    assert shared_looks < sum(looks)

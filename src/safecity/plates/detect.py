@@ -553,10 +553,11 @@ def nms(boxes: np.ndarray, scores: np.ndarray, iou: float) -> np.ndarray:
 # A second look (PlateDetector.detect(second_look=True)): candidates scoring between
 # DOUBT_MIN and the threshold are searched again in a window around them (WINDOW plate
 # sizes wide and tall, at least WINDOW_MIN pixels) enlarged to LOOK_SIZE. Small distant
-# plates that the whole frame at 800 px scored 0.04-0.2 scored 0.6-0.75 this way; on the
-# US scenes 33 candidates were looked at (0.15 a frame, ~0.5 ms), 3 true plates and 3
-# false ones confirmed (docs/plates.md, fourth round).
-DOUBT_MIN = 0.03
+# plates that the whole frame at 800 px scored 0.004-0.2 scored 0.6-0.75 this way. On the
+# US scenes 163 candidates are looked at (0.7 a frame; a third lie inside a window
+# already searched and cost nothing), ~1.8 ms a frame; 0.03 looked at 33 and found 2
+# plates fewer (docs/plates.md, fourth and fifth rounds).
+DOUBT_MIN = 0.004
 WINDOW = (4.0, 6.0)
 WINDOW_MIN = (160, 96)
 LOOK_SIZE = 320
@@ -582,7 +583,10 @@ class PlateDetector:
         self.size = size
         self.confidence = confidence
         self.iou = iou
-        self.model = InferenceModel(model or detector_model(precision, backend), backend=backend, threads=threads)
+        # one compiled model per input shape: the frame's, and the few of second looks
+        # and vehicle crops (switching a dynamic model's shape costs on every call)
+        self.model = InferenceModel(model or detector_model(precision, backend), backend=backend, threads=threads,
+                                    static_shapes=True)
         self.strides = (8, 16, 32)
         self._anchor_cache: dict[tuple[int, int], tuple[np.ndarray, np.ndarray]] = {}  # per input shape
 
@@ -635,10 +639,11 @@ class PlateDetector:
         boxes, confidences = list(xyxy[sure]), list(scores[sure])
         looked = [False] * len(boxes)
         if second_look:
+            searched: list[tuple[np.ndarray, Detections]] = []  # windows looked at, what they held
             for box in xyxy[~sure]:
                 if boxes and box_iou(box, np.array(boxes)).max() > 0.3:
                     continue
-                found = self._look_again(image, box)
+                found = self._look_again(image, box, searched)
                 if found is not None:
                     boxes.append(found[0])
                     confidences.append(found[1])
@@ -648,21 +653,29 @@ class PlateDetector:
         return Detections.from_boxes(np.array(boxes).reshape(-1, 4), np.array(confidences), "plate",
                                      second_look=np.array(looked, bool))
 
-    def _look_again(self, image: np.ndarray, box: np.ndarray) -> tuple[np.ndarray, float] | None:
-        """The plate at ``box`` if the detector finds it in an enlarged window around it."""
-        h, w = image.shape[:2]
-        cx, cy = (box[0] + box[2]) / 2, (box[1] + box[3]) / 2
-        ww = max(WINDOW[0] * max(box[2] - box[0], 16.0), WINDOW_MIN[0])
-        wh = max(WINDOW[1] * max(box[3] - box[1], 8.0), WINDOW_MIN[1])
-        x0, y0 = int(max(0, cx - ww / 2)), int(max(0, cy - wh / 2))
-        x1, y1 = int(min(w, cx + ww / 2)), int(min(h, cy + wh / 2))
-        if x1 - x0 < 8 or y1 - y0 < 8:
-            return None
-        found = self.detect(image[y0:y1, x0:x1], size=LOOK_SIZE)
-        offset = np.array([x0, y0, x0, y0], np.float32)
-        for xyxy, score in zip(found.xyxy, found.confidence):  # best first
-            if box_iou(xyxy + offset, box)[0, 0] >= 0.3:
-                return xyxy + offset, float(score)
+    def _look_again(self, image: np.ndarray, box: np.ndarray,
+                    searched: list[tuple[np.ndarray, Detections]]) -> tuple[np.ndarray, float] | None:
+        """The plate at ``box`` if the detector finds it in an enlarged window around it.
+        A candidate inside a window already ``searched`` (doubtful candidates crowd
+        around text and edges) is matched to what that window held, without a new look."""
+        inside = [found for window, found in searched if (window[:2] <= box[:2]).all() and (box[2:] <= window[2:]).all()]
+        if not inside:
+            h, w = image.shape[:2]
+            cx, cy = (box[0] + box[2]) / 2, (box[1] + box[3]) / 2
+            ww = max(WINDOW[0] * max(box[2] - box[0], 16.0), WINDOW_MIN[0])
+            wh = max(WINDOW[1] * max(box[3] - box[1], 8.0), WINDOW_MIN[1])
+            x0, y0 = int(max(0, cx - ww / 2)), int(max(0, cy - wh / 2))
+            x1, y1 = int(min(w, cx + ww / 2)), int(min(h, cy + wh / 2))
+            if x1 - x0 < 8 or y1 - y0 < 8:
+                return None
+            found = self.detect(image[y0:y1, x0:x1], size=LOOK_SIZE)
+            found.xyxy = found.xyxy + np.array([x0, y0, x0, y0], np.float32)
+            searched.append((np.array([x0, y0, x1, y1], np.float32), found))
+            inside = [found]
+        for found in inside:
+            for xyxy, score in zip(found.xyxy, found.confidence):  # best first
+                if box_iou(xyxy, box)[0, 0] >= 0.3:
+                    return xyxy, float(score)
         return None
 
 
