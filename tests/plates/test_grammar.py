@@ -314,3 +314,26 @@ def test_a_given_country_fixes_the_region_and_priors_name_it():
 
 def test_california_commercial_plates_are_a_us_format():
     assert matches("8D79882", "us") and not matches("8D7988", "us")
+
+
+def test_o_and_zero_are_one_character_on_us_plates():
+    # Missouri's LLN LNL read with the letter O for the digit: a US format all the same,
+    # at the reading's own confidence (no look-alike guess: US plates print one glyph)
+    r = score_candidates([Candidate(chars("SHOR7X", 0.95))], ["us", "generic"], RegionPrior(country="us").priors())
+    assert (r.text, r.grammar) == ("SH0R7X", "us") and min(r.char_confidences) == 0.95
+    # elsewhere O for 0 stays a look-alike guess, at a share of the confidence
+    r = score_candidates([Candidate(chars("BA12OAB", 0.95))], ["sk"])
+    assert r.text == "BA120AB" and min(r.char_confidences) < 0.95
+
+
+def test_a_mark_between_the_groups_read_as_a_character_is_dropped():
+    us = RegionPrior(country="us").priors()
+    # the state emblem between SH0 and R7X read as L
+    r = best_reading([LineRead([CharRead(c, 0.95, i, i) for i, c in enumerate("SH0LR7X")], steps=8)], None, us, 0)
+    assert r.text == "SH0R7X"
+    # a 7-character plate in a format of its own stays whole
+    r = best_reading([LineRead([CharRead(c, 0.95, i, i) for i, c in enumerate("6WHS906")], steps=8)], None, us, 0)
+    assert r.text == "6WHS906"
+    # and a reading no format fits keeps its middle character
+    r = best_reading([LineRead([CharRead(c, 0.95, i, i) for i, c in enumerate("NEILDMND")], steps=9)], None, us, 0)
+    assert r.text == "NEILDMND"

@@ -188,6 +188,12 @@ GRAMMARS: dict[str, Grammar] = {
 
 NO_GRAMMAR_PRIOR = 0.3
 EDGE_DROP_COST = 0.7  # reading without a character at the plate's edge
+# A mark between a plate's character groups (a state emblem, an inspection sticker) may
+# be read as a character: a reading of MIDDLE_DROP_MIN characters or more is also offered
+# without its middle one (either middle one of an even length), at a stray edge
+# character's cost.
+MIDDLE_DROP_COST = EDGE_DROP_COST
+MIDDLE_DROP_MIN = 7  # a stray mark in the shortest grouped formats (6 characters)
 
 
 # --------------------------------------------------------------------------------------
@@ -331,13 +337,18 @@ class CharChoice:
     confidence: float
     alternatives: dict[str, float] = field(default_factory=dict)
 
-    def options(self, allowed: Iterable[str], lookalikes: bool = True) -> tuple[str, float] | None:
-        """The best character from ``allowed`` for this position, with its confidence."""
+    def options(self, allowed: Iterable[str], lookalikes: bool = True,
+                glyphs: dict[str, str] | None = None) -> tuple[str, float] | None:
+        """The best character from ``allowed`` for this position, with its confidence.
+        ``glyphs``: characters the plate prints alike (US: O and 0), each other's at
+        full confidence."""
         allowed = allowed if isinstance(allowed, (set, frozenset)) else set(allowed)
         if self.char == UNKNOWN:
             return (UNKNOWN, UNKNOWN_CONFIDENCE) if len(allowed) >= UNKNOWN_MIN_SLOT else None
         if self.char in allowed:
             return self.char, self.confidence
+        if glyphs and glyphs.get(self.char) in allowed:
+            return glyphs[self.char], self.confidence
         best: tuple[str, float] | None = None
         for c in LOOKALIKES.get(self.char, "") if lookalikes else "":
             if c in allowed:
@@ -374,7 +385,7 @@ class Reading:
 
 
 def _fit(chars: Sequence[CharChoice], expansion: tuple[_Slot, ...],
-         lookalikes: bool = True) -> tuple[str, list[float]] | None:
+         lookalikes: bool = True, glyphs: dict[str, str] | None = None) -> tuple[str, list[float]] | None:
     text: list[str] = []
     confs: list[float] = []
     i = 0
@@ -386,7 +397,7 @@ def _fit(chars: Sequence[CharChoice], expansion: tuple[_Slot, ...],
             for word in slot.words:
                 qs = []
                 for choice, target in zip(part, word):
-                    got = None if choice.char == UNKNOWN else choice.options((target,), lookalikes)
+                    got = None if choice.char == UNKNOWN else choice.options((target,), lookalikes, glyphs)
                     if got is None:
                         break
                     qs.append(got[1])
@@ -400,7 +411,7 @@ def _fit(chars: Sequence[CharChoice], expansion: tuple[_Slot, ...],
             confs.extend(best[1])
             i += n
         else:
-            got = chars[i].options(slot.chars, lookalikes)  # type: ignore[arg-type]
+            got = chars[i].options(slot.chars, lookalikes, glyphs)  # type: ignore[arg-type]
             if got is None:
                 return None
             text.append(got[0])
@@ -444,7 +455,7 @@ def score_candidates(candidates: Sequence[Candidate], grammars: Sequence[str] | 
         for grammar, pattern, expansion in table.get(len(chars), []):
             if has_unknowns and not grammar.unknowns:
                 continue
-            fitted = _fit(chars, expansion, grammar.lookalikes)
+            fitted = _fit(chars, expansion, grammar.lookalikes, ONE_GLYPH.get(grammar.name))
             if fitted is None:
                 continue
             text, confs = fitted
@@ -931,7 +942,8 @@ def best_reading(lines: Sequence, grammars: Sequence[str] | None = None,
     if not joined:
         return Reading("", 0.0, 0.0, [], None, None, "")
     # a character at either end may not belong to the plate (a country code in the EU
-    # band, a frame screw): offer the reading without it, at a cost
+    # band, a frame screw), nor one between its groups (an emblem): offer the reading
+    # without it, at a cost
     trimmed = []
     for c in joined:
         if len(c.chars) >= 5:
@@ -940,6 +952,11 @@ def best_reading(lines: Sequence, grammars: Sequence[str] | None = None,
                 trimmed.append(Candidate(c.chars[1:], c.evidence + [EDGE_DROP_COST]))
             if c.chars[-1].char != UNKNOWN:
                 trimmed.append(Candidate(c.chars[:-1], c.evidence + [EDGE_DROP_COST]))
+        if len(c.chars) >= MIDDLE_DROP_MIN:
+            n = len(c.chars)
+            for k in sorted({(n - 1) // 2, n // 2}):
+                if c.chars[k].char != UNKNOWN:
+                    trimmed.append(Candidate(c.chars[:k] + c.chars[k + 1 :], c.evidence + [MIDDLE_DROP_COST]))
     joined += trimmed
     if len(lines) == 1 and CONSTRAINED:
         # (they do not depend on priors: a line rescored with other priors reuses them)
@@ -975,6 +992,10 @@ _FAMILY_OF = {g: f for f, gs in FAMILIES.items() for g in gs}
 AREAS: dict[str, str] = {"es": "europe", "sk": "europe", "cz": "europe", "pl": "europe", "de": "europe",
                          "us": "americas", "br": "americas", "cn": "asia"}
 
+
+# Characters a country's plates print with one glyph: a reading of either fits a
+# format that wants the other, at the reading's own confidence (no look-alike guess).
+ONE_GLYPH: dict[str, dict[str, str]] = {"us": {"O": "0", "0": "O"}}
 
 # How a country's records write characters its plates do not tell apart: most US states
 # issue no letter O in standard serials and print O and 0 with one glyph, and US
