@@ -170,14 +170,12 @@ def terminal_router(ctx: AppContext) -> APIRouter:
         reason = required_reason(body.reason)
         svc = service(principal)
         refused(lambda: svc.update_settings(site, body.settings, reason))
-        view = svc.site(site)
-        return view
+        return svc.site(site)
 
     @router.get("/sites/{site}/enrolments", response_model=list[EnrolmentView])
     def list_enrolments(site: str, request: Request, principal: Principal = Depends(need(Permission.TERMINAL_READ))) -> list[EnrolmentView]:
         """Who is enrolled at the site, with the consent record (never templates). Reading is audited."""
-        views = refused(lambda: service(principal).enrolments(site, stated_reason(request)))
-        return views
+        return refused(lambda: service(principal).enrolments(site, stated_reason(request)))
 
     @router.post(
         "/sites/{site}/enrolments",
