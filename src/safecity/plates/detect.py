@@ -658,7 +658,8 @@ class PlateDetector:
         """The plate at ``box`` if the detector finds it in an enlarged window around it.
         A candidate inside a window already ``searched`` (doubtful candidates crowd
         around text and edges) is matched to what that window held, without a new look."""
-        inside = [found for window, found in searched if (window[:2] <= box[:2]).all() and (box[2:] <= window[2:]).all()]
+        inside = [found for window, found in searched
+                  if (window[:2] <= box[:2]).all() and (box[2:] <= window[2:]).all()]
         if not inside:
             h, w = image.shape[:2]
             cx, cy = (box[0] + box[2]) / 2, (box[1] + box[3]) / 2

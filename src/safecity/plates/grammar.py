@@ -455,7 +455,7 @@ def score_candidates(candidates: Sequence[Candidate], grammars: Sequence[str] | 
         for grammar, pattern, expansion in table.get(len(chars), []):
             if has_unknowns and not grammar.unknowns:
                 continue
-            fitted = _fit(chars, expansion, grammar.lookalikes, ONE_GLYPH.get(grammar.name))
+            fitted = _fit(chars, expansion, grammar.lookalikes, ONE_GLYPH.get(_FAMILY_OF.get(grammar.name, "")))
             if fitted is None:
                 continue
             text, confs = fitted
@@ -993,14 +993,16 @@ AREAS: dict[str, str] = {"es": "europe", "sk": "europe", "cz": "europe", "pl": "
                          "us": "americas", "br": "americas", "cn": "asia"}
 
 
-# Characters a country's plates print with one glyph: a reading of either fits a
-# format that wants the other, at the reading's own confidence (no look-alike guess).
-ONE_GLYPH: dict[str, dict[str, str]] = {"us": {"O": "0", "0": "O"}}
-
 # How a country's records write characters its plates do not tell apart: most US states
 # issue no letter O in standard serials and print O and 0 with one glyph, and US
 # hotlists and plate readers record it as zero (vanity plates included).
 SPELLING: dict[str, dict[str, str]] = {"us": {"O": "0"}}
+# The same pairs both ways, per country: a reading of either character fits a format of
+# that country that wants the other, at the reading's own confidence (one glyph, not a
+# look-alike guess).
+ONE_GLYPH: dict[str, dict[str, str]] = {
+    country: {**rules, **{b: a for a, b in rules.items()}} for country, rules in SPELLING.items()
+}
 
 
 def region_of(priors: dict[str, float] | None) -> str | None:
