@@ -119,7 +119,7 @@ def test_hidden_boxes_are_found_on_anonymised_crops_only(shared_data):
     assert sum(bool(hidden_boxes(cv2.imread(str(root / r["image"])))) for r in labels) <= 2
 
 
-def test_a_lone_box_is_looked_for_again_along_its_row(shared_data, monkeypatch):
+def test_a_lone_box_is_looked_for_again_near_its_row(shared_data, monkeypatch):
     import safecity.plates.read as read_module
 
     root, labels = rows(shared_data, "uc3m-es", 717)
@@ -185,6 +185,27 @@ def test_two_line_plate_is_split_and_joined(reader, shared_data):
     assert done == 2
 
 
+def test_an_anonymised_two_line_plate_is_read_in_two_bands(shared_data, monkeypatch):
+    """Read whole, a two-line plate mixes its rows into one line; cut into two bands
+    between the rows the line finder sees, each band keeps the crop's x axis, so its
+    boxes still mark where its characters are hidden."""
+    import safecity.plates.read as read_module
+
+    root, labels = rows(shared_data, "uc3m-es", 717)
+    labels = [r for r in labels if r["image"].endswith(("0304.jpg", "0346.jpg", "0061.jpg", "0216.jpg", "0423.jpg"))]
+    images = [cv2.imread(str(root / r["image"])) for r in labels]
+    spain = PlateReader(find_hidden=True)
+    layouts = {r["image"][-8:-4]: [v for v, _ in spain.hidden_views(im, spain.lettering(im), hidden_boxes(im))]
+               for r, im in zip(labels, images)}
+    # 0304 and 0346 are two-line plates; 0061 and 0216 one line seen at an angle; 0423 one
+    # line above a smaller dealer's line
+    assert layouts == {"0304": ["two-row"], "0346": ["two-row"], "0061": ["crop"], "0216": ["crop"], "0423": ["crop"]}
+    two_line = [im for r, im in zip(labels, images) if r["image"].endswith(("0304.jpg", "0346.jpg"))]
+    assert [p.text for p in spain.read_many(two_line)] == ["7?58?ZX", "99?8?PX"]
+    monkeypatch.setattr(read_module, "HIDDEN_TWO_ROW", 2.0)  # never split
+    assert not any(p.text in ("7?58?ZX", "99?8?PX") for p in spain.read_many(two_line))
+
+
 def test_a_sure_reading_needs_no_other_view(reader, shared_data):
     """Views are read cheapest first: the text row, then the whole crop only when the
     row's reading is not sure (a country format, every character >= SURE_CHAR)."""
@@ -246,17 +267,22 @@ def test_a_box_blurred_by_jpeg_noise_is_found_when_it_matches_the_clean_ones():
     assert hidden_boxes(crop) == []
 
 
-def test_a_lone_box_finds_its_noisier_twin_on_its_row_and_nothing_else():
+def test_a_lone_box_finds_its_noisier_twin_near_its_row_and_nothing_else():
     import safecity.plates.read as read_module
 
     rng = np.random.default_rng(1)
-    crop = np.clip(rng.normal(200, 12, (40, 160, 3)), 0, 255).astype(np.uint8)  # textured: never flat
+    crop = np.clip(rng.normal(200, 12, (48, 160, 3)), 0, 255).astype(np.uint8)  # textured: never flat
     crop[6:34, 40:56] = 128  # a clean box
-    crop[6:34, 100:116] = (128 + rng.integers(-4, 5, (28, 16, 1))).astype(np.uint8)  # too noisy for flatness 6
-    crop[20:34, 130:146] = 128  # the same grey, off the row: not a box of this plate
-    assert [b[0] for b in hidden_boxes(crop, flatness=(6,))] == [40, 100]
-    assert [b[0] for b in read_module._boxes_like(crop, (40, 6, 16, 28))] == [100]
-    crop[6:34, 100:116] = 60  # a flat patch of another colour is no twin
+    crop[12:40, 100:116] = (140 + rng.integers(-4, 5, (28, 16, 1))).astype(np.uint8)  # lower (a tilted plate), noisier
+    crop[28:44, 130:146] = 128  # the same grey, too small and off the row: not a box of this plate
+    found = hidden_boxes(crop, flatness=(6,))
+    # (placed to within the inside's border, a fifth of the box)
+    assert found[0][0] == 40 and abs(found[1][0] - 100) <= 3 and abs(found[1][1] - 12) <= 5
+    crop[6:34, 60:76] = (128 + rng.integers(-6, 7, (28, 16, 1))).astype(np.uint8)  # a noisier candidate still
+    twin = read_module._boxes_like(crop, (40, 6, 16, 28))
+    assert len(twin) == 1 and abs(twin[0][0] - 100) <= 3  # only the flattest window is taken
+    crop[12:40, 100:116] = 60  # a flat patch of a far other colour is no twin
+    crop[6:34, 60:76] = np.clip(rng.normal(200, 12, (28, 16, 3)), 0, 255)
     assert read_module._boxes_like(crop, (40, 6, 16, 28)) == []
 
 
