@@ -181,6 +181,17 @@ def test_a_box_the_finder_missed_is_placed_by_the_spacing():
     assert best_reading([line], ["es"], max_unknowns=0).text == "124BC"
 
 
+def test_an_older_spanish_plate_has_two_group_spaces(monkeypatch):
+    # "M·31?5·?Y" (province, number, letters), as read off a real anonymised crop: the
+    # spaces after the province and before the letters are no hidden characters
+    line = _line([("M", 5.0, 1.0), ("3", 12.0, 1.0), ("1", 15.0, 1.0), ("5", 22.0, 1.0), ("Y", 31.0, 1.0)],
+                 37, hidden=[(16.7, 20.9), (26.9, 30.4)])
+    line.start, line.end = 2.6, 34.4
+    assert best_reading([line], ["es", "es-old"]).text == "M31?5?Y"
+    monkeypatch.setattr(grammar_module, "MIN_TWO_SPACES", 99)  # one group space at most
+    assert best_reading([line], ["es", "es-old"]).text != "M31?5?Y"
+
+
 # --------------------------------------------------------------------------------------
 # Decoding constrained to a format
 

@@ -481,6 +481,7 @@ def score_candidates(candidates: Sequence[Candidate], grammars: Sequence[str] | 
 
 SPACING_SIGMA = 0.3  # spread of character spacing, in pitches
 GROUP_SPACE = 2.0  # the most a space between character groups adds, in pitches (Chinese: the dot)
+MIN_TWO_SPACES = 6  # lines of this many characters (seen and unknown) may have two group spaces
 
 
 def _gauss(x: float, sigma: float = SPACING_SIGMA) -> float:
@@ -493,35 +494,41 @@ PITCH_SIGMA = 0.3  # spread of that ratio (log scale): fonts and crops differ
 
 def _regularity(centres: Sequence[float], slots: Sequence[int], height: float) -> tuple[float, float]:
     """How well the seen characters sit on evenly spaced slots: a least-squares line
-    (position = start + pitch x slot, plus a space between two character groups if
-    that fits better), the fit of each character to it, and how plausible the pitch is
-    for the line's height. Returns (fit, pitch)."""
+    (position = start + pitch x slot, plus a space between character groups, or two
+    spaces (three groups: older Spanish plates, "M 1234 AB"), if that fits better), the
+    fit of each character to it, and how plausible the pitch is for the line's height.
+    Returns (fit, pitch)."""
     c = np.asarray(centres, np.float64)
     s = np.asarray(slots, np.float64)
     n = len(c)
-    splits = [n - 1] + (list(range(1, n - 2)) if n >= 5 else [])  # n - 1: no group space
-    X = np.zeros((len(splits), n, 3))
+    # the characters each group space follows: none, one split, or two splits
+    inner = list(range(1, n - 2)) if n >= 5 else []
+    splits: list[tuple[int, ...]] = [()] + [(j,) for j in inner]
+    if n >= MIN_TWO_SPACES:
+        splits += [(j, k) for j in range(0, n - 2) for k in range(j + 1, n - 1) if (j, k) != (0, n - 2)]
+    X = np.zeros((len(splits), n, 4))
     X[:, :, 0] = 1.0
     X[:, :, 1] = s
-    for k, j in enumerate(splits):
-        X[k, j + 1 :, 2] = 1.0
-    X[0, :, 2] = 0.0
+    for m, cut in enumerate(splits):
+        for g, j in enumerate(cut):
+            X[m, j + 1 :, 2 + g] = 1.0
     XtX = np.einsum("kni,knj->kij", X, X)
-    XtX[0, 2, 2] = 1.0  # no group-space column: keep the system solvable
+    for m, cut in enumerate(splits):
+        for g in range(len(cut), 2):
+            XtX[m, 2 + g, 2 + g] = 1.0  # no such group-space column: keep the system solvable
     Xty = np.einsum("kni,n->ki", X, c)
     try:
         beta = np.linalg.solve(XtX, Xty[..., None])[..., 0]
     except np.linalg.LinAlgError:
         return 0.0, 0.0
     best, best_pitch = 0.0, 0.0
-    for k in range(len(splits)):
-        pitch, gap = beta[k, 1], beta[k, 2]
-        if pitch <= 0 or gap < -0.1 * pitch or gap > GROUP_SPACE * pitch:
+    for m, cut in enumerate(splits):
+        pitch, gaps = beta[m, 1], beta[m, 2 : 2 + len(cut)]
+        if pitch <= 0 or any(gap < -0.1 * pitch or gap > GROUP_SPACE * pitch for gap in gaps):
             continue
-        resid = (c - X[k] @ beta[k]) / pitch
+        resid = (c - X[m] @ beta[m]) / pitch
         fit = float(np.exp(-0.5 * np.sum((resid / SPACING_SIGMA) ** 2)))
-        if k:
-            fit *= 0.9  # a group space is one more assumption
+        fit *= 0.9 ** len(cut)  # each group space is one more assumption
         if height > 0:
             fit *= _gauss(math.log(pitch / (PITCH_PER_HEIGHT * height)), PITCH_SIGMA)
         if fit > best:
