@@ -582,8 +582,9 @@ class TextLineFinder:
         return lines
 
 
-def warp_line(crop: np.ndarray, line: TextLine) -> np.ndarray:
-    """The upright image of one (possibly tilted) text line."""
+def line_transform(line: TextLine) -> tuple[np.ndarray, int, int]:
+    """The perspective matrix taking a (possibly tilted) text line's box upright, and the
+    upright image's width and height."""
     w, h = max(2, int(round(line.width))), max(2, int(round(line.height)))
     src = line.corners()
     # boxPoints order: bottom-left, top-left, top-right, bottom-right for our angle range
@@ -592,7 +593,12 @@ def warp_line(crop: np.ndarray, line: TextLine) -> np.ndarray:
     tl, bl = left[np.argsort(left[:, 1])]
     tr, br = right[np.argsort(right[:, 1])]
     dst = np.array([[0, 0], [w, 0], [w, h], [0, h]], np.float32)
-    matrix = cv2.getPerspectiveTransform(np.array([tl, tr, br, bl], np.float32), dst)
+    return cv2.getPerspectiveTransform(np.array([tl, tr, br, bl], np.float32), dst), w, h
+
+
+def warp_line(crop: np.ndarray, line: TextLine) -> np.ndarray:
+    """The upright image of one (possibly tilted) text line."""
+    matrix, w, h = line_transform(line)
     return cv2.warpPerspective(crop, matrix, (w, h), flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
 
 
@@ -640,15 +646,32 @@ def _rows(lines: list[TextLine]) -> list[list[TextLine]]:
     return rows
 
 
-def _row_image(crop: np.ndarray, row: list[TextLine]) -> np.ndarray:
+def _row_line(row: list[TextLine]) -> TextLine:
+    """One line box around a row's line boxes."""
     if len(row) == 1:
-        return warp_line(crop, row[0])
+        return row[0]
     pts = np.concatenate([l.corners() for l in row])
-    merged = cv2.minAreaRect(pts)
-    (cx, cy), (rw, rh), angle = merged
+    (cx, cy), (rw, rh), angle = cv2.minAreaRect(pts)
     if rw < rh:
         rw, rh, angle = rh, rw, angle - 90 if angle > 0 else angle + 90
-    return warp_line(crop, TextLine((cx, cy), (rw, rh), angle, 1.0))
+    return TextLine((cx, cy), (rw, rh), angle, 1.0)
+
+
+def _row_image(crop: np.ndarray, row: list[TextLine]) -> np.ndarray:
+    return warp_line(crop, _row_line(row))
+
+
+def _boxes_along(line: TextLine, boxes: list[tuple[int, int, int, int]]) -> list[tuple[float, float]]:
+    """Where anonymising boxes (crop pixels) fall along a line's upright image: the x
+    extent of each box whose centre lies on the line."""
+    matrix, w, h = line_transform(line)
+    out = []
+    for x, y, bw, bh in boxes:
+        corners = np.array([[[x, y], [x + bw, y], [x + bw, y + bh], [x, y + bh], [x + bw / 2, y + bh / 2]]], np.float32)
+        moved = cv2.perspectiveTransform(corners, matrix)[0]
+        if 0 <= moved[4, 1] <= h and 0 <= moved[4, 0] <= w:
+            out.append((float(max(0.0, moved[:4, 0].min())), float(min(float(w), moved[:4, 0].max()))))
+    return out
 
 
 class PlateReader:
@@ -708,13 +731,14 @@ class PlateReader:
                     views.append(("two-row", [_row_image(crop, upper), _row_image(crop, lower)]))
         return views
 
-    def hidden_views(self, crop: np.ndarray, big: list[TextLine],
-                     boxes: list[tuple[int, int, int, int]]) -> list[tuple[str, list[np.ndarray]]]:
-        """The ways of reading an anonymised crop: only views that keep the crop's own x axis
-        can place its boxes, so the whole crop and, where the line finder sees two rows of
-        comparable height, the crop cut in two bands between them (two-line plates: read
-        whole, they mix both rows into one line)."""
-        views: list[tuple[str, list[np.ndarray]]] = [("crop", [crop])]
+    def hidden_views(self, crop: np.ndarray, big: list[TextLine], boxes: list[tuple[int, int, int, int]]
+                     ) -> tuple[list[tuple[str, list[np.ndarray]]], list[list[list[tuple[float, float]]]]]:
+        """The ways of reading an anonymised crop, and where its boxes fall along each of
+        their images (x extents, per view, per image). Read whole, a two-line plate mixes
+        its rows into one line: where the line finder sees two rows of comparable height,
+        the crop is cut in two bands between them instead. Otherwise the whole crop, and
+        its main text row set upright (a plate seen at an angle), compete."""
+        spans = [(float(x), float(x + bw)) for x, _, bw, _ in boxes]
         rows = sorted(_rows(big), key=lambda r: np.mean([l.centre[1] for l in r]))
         if len(rows) == 2:
             upper, lower = rows
@@ -722,8 +746,18 @@ class PlateReader:
             if min(hu, hl) >= HIDDEN_TWO_ROW * max(hu, hl):
                 cut = int(round((max(l.bounds()[3] for l in upper) + min(l.bounds()[1] for l in lower)) / 2))
                 if 0.25 * crop.shape[0] <= cut <= 0.75 * crop.shape[0]:
-                    return [("two-row", [crop[:cut], crop[cut:]])]
-        return views
+                    bands = [[span for span, (_, y, _, bh) in zip(spans, boxes) if inside(y + bh / 2)]
+                             for inside in (lambda c: c < cut, lambda c: c >= cut)]
+                    return [("two-row", [crop[:cut], crop[cut:]])], [bands]
+        views: list[tuple[str, list[np.ndarray]]] = [("crop", [crop])]
+        placed = [[spans]]
+        if rows:
+            main = _row_line(max(rows, key=lambda r: max(l.height for l in r) * sum(l.width for l in r)))
+            along = _boxes_along(main, boxes)
+            if len(along) == len(boxes):
+                views.append(("row", [warp_line(crop, main)]))
+                placed.append([along])
+        return views, placed
 
     def read(self, crop: np.ndarray) -> PlateRead:
         return self.read_many([crop])[0]
@@ -739,25 +773,24 @@ class PlateReader:
         priors = priors if priors is not None else self.priors
         hidden = [hidden_boxes(c) if self.find_hidden and c.size else [] for c in crops]
         letters = [self.lettering(c) if c.size else [] for c in crops]
-        plans = [(self.hidden_views(c, big, boxes) if boxes else self.views(c, big)) if c.size else []
-                 for c, boxes, big in zip(crops, hidden, letters)]
+        plans: list[list[tuple[str, list[np.ndarray]]]] = []
+        placed: list[list[list[list[tuple[float, float]]]]] = []  # boxes along each image, anonymised crops
+        for c, boxes, big in zip(crops, hidden, letters):
+            plan, spans = self.hidden_views(c, big, boxes) if boxes else (self.views(c, big) if c.size else [], [])
+            plans.append(plan)
+            placed.append(spans)
         first: list[set[int]] = []
         for plan, boxes in zip(plans, hidden):
             rows = {j for j, (layout, _) in enumerate(plan) if layout != "crop"}
             first.append(set(range(len(plan))) if boxes or not rows else rows)
         read: list[dict[int, list[LineRead]]] = [{} for _ in crops]
         self._recognise(plans, first, read)
-        for i, boxes in enumerate(hidden):
-            if boxes:
-                # anonymising boxes place unknown characters where each band of the crop reads
-                for j, (layout, images) in enumerate(plans[i]):
-                    top = 0
-                    for line, image in zip(read[i][j], images):
-                        bottom = top + image.shape[0]
-                        scale = (line.end - line.start) / image.shape[1]
-                        line.hidden = sorted((line.start + x * scale, line.start + (x + bw) * scale)
-                                             for x, y, bw, bh in boxes if top <= y + bh / 2 < bottom)
-                        top = bottom
+        for i, spans in enumerate(placed):
+            # anonymising boxes place unknown characters where each image reads
+            for j, (_, images) in enumerate(plans[i] if spans else []):
+                for line, image, along in zip(read[i][j], images, spans[j]):
+                    scale = (line.end - line.start) / image.shape[1]
+                    line.hidden = sorted((line.start + a * scale, line.start + b * scale) for a, b in along)
         # not sure yet: read the remaining views too (anonymised crops: the boxes are placed
         # already, and only the crop view can place them)
         results = [None if boxes else self.rescore(self._views(plan, got, None), priors)
