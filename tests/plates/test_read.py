@@ -275,6 +275,18 @@ def test_find_and_read_a_real_scene(shared_data):
     assert hits >= 2
 
 
+def test_boxes_on_dark_crops_are_found_by_brightness(shared_data, monkeypatch):
+    """On dark night crops a box and the plate around it merge at the colour levels;
+    brightness alone parts them, and only pairs of alike boxes count."""
+    import safecity.plates.read as read_module
+
+    root, labels = rows(shared_data, "uc3m-es", 717)
+    dark = [cv2.imread(str(root / r["image"])) for r in labels if r["image"].endswith(("0110.jpg", "0118.jpg", "0142.jpg"))]
+    assert [len(hidden_boxes(c)) for c in dark] == [2, 2, 2]
+    monkeypatch.setattr(read_module, "LUMA_FLATNESS", ())
+    assert [len(hidden_boxes(c)) for c in dark] == [0, 0, 0]
+
+
 def test_a_box_blurred_by_jpeg_noise_is_found_when_it_matches_the_clean_ones():
     rng = np.random.default_rng(0)
     crop = np.clip(rng.normal(200, 12, (40, 160, 3)), 0, 255).astype(np.uint8)  # textured: never flat
