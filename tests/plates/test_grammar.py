@@ -348,3 +348,9 @@ def test_a_mark_between_the_groups_read_as_a_character_is_dropped():
     # and a reading no format fits keeps its middle character
     r = best_reading([LineRead([CharRead(c, 0.95, i, i) for i, c in enumerate("NEILDMND")], steps=9)], None, us, 0)
     assert r.text == "NEILDMND"
+    # nor does the generic (vanity) format take a reading without its middle character
+    # (a plate and its neighbour's "77" read as one row: 9 characters are too many for
+    # it, yet 5VCF0377 is no reading of 5VCF20377, however weak the 2)
+    sure = [CharRead(c, 0.8 if c == "2" else 0.99, i, i) for i, c in enumerate("5VCF20377")]
+    r = best_reading([LineRead(sure, steps=10)], None, us, 0)
+    assert r.text != "5VCF0377" and "2" in r.text

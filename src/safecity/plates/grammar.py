@@ -367,6 +367,7 @@ class Candidate:
 
     chars: list[CharChoice]
     evidence: list[float] = field(default_factory=list)  # how well hidden characters fit the gaps
+    country_only: bool = False  # may win only under a country's format (not generic, not as read)
 
     @property
     def raw(self) -> str:
@@ -453,7 +454,7 @@ def score_candidates(candidates: Sequence[Candidate], grammars: Sequence[str] | 
             break  # sorted by bound: none of the rest can win
         has_unknowns = UNKNOWN in cand.raw
         for grammar, pattern, expansion in table.get(len(chars), []):
-            if has_unknowns and not grammar.unknowns:
+            if (has_unknowns and not grammar.unknowns) or (cand.country_only and grammar.name == "generic"):
                 continue
             fitted = _fit(chars, expansion, grammar.lookalikes, ONE_GLYPH.get(_FAMILY_OF.get(grammar.name, "")))
             if fitted is None:
@@ -465,7 +466,7 @@ def score_candidates(candidates: Sequence[Candidate], grammars: Sequence[str] | 
             if best is None or score > best.score:
                 best = Reading(text, score, conf, confs, grammar.name, pattern, cand.raw)
         # no grammar: the reading as it is (unknowns only come in where a grammar needs them)
-        if not has_unknowns:
+        if not has_unknowns and not cand.country_only:
             confs = [c.confidence for c in chars]
             conf = _geomean(confs)
             prior = priors.get("", NO_GRAMMAR_PRIOR) if priors else NO_GRAMMAR_PRIOR
@@ -963,7 +964,7 @@ def best_reading(lines: Sequence, grammars: Sequence[str] | None = None,
             n = len(c.chars)
             for k in sorted({(n - 1) // 2, n // 2}):
                 if c.chars[k].char != UNKNOWN:
-                    trimmed.append(Candidate(c.chars[:k] + c.chars[k + 1 :], c.evidence + [MIDDLE_DROP_COST]))
+                    trimmed.append(Candidate(c.chars[:k] + c.chars[k + 1 :], c.evidence + [MIDDLE_DROP_COST], True))
     joined += trimmed
     if len(lines) == 1 and CONSTRAINED:
         # (they do not depend on priors: a line rescored with other priors reuses them)
