@@ -25,6 +25,8 @@ gap is a logo, a bolt or a group space far more often than a hidden character, a
 ``?`` never matches a plate. For anonymised crops (``find_hidden=True``) the flat boxes
 drawn over characters are found in the image (:func:`hidden_boxes`) and become ``?``;
 positions where the spacing shows a character the box finder missed may hold one too.
+Such a crop is read whole and as its main row set upright, the boxes carried along, or,
+for a two-line plate, as two bands (:meth:`PlateReader.hidden_views`).
 """
 
 from __future__ import annotations
@@ -787,8 +789,8 @@ class PlateReader:
         return self.read_many([crop])[0]
 
     def read_many(self, crops: Sequence[np.ndarray], priors: dict[str, float] | None = None) -> list[PlateRead]:
-        """Read plate crops, cheapest first: the text rows the line finder found (or,
-        anonymised crops with boxes found, the whole crop: only it can place the boxes);
+        """Read plate crops, cheapest first: the text rows the line finder found (or, for
+        anonymised crops with boxes found, every view of :meth:`hidden_views` at once);
         the other views only for plates whose reading is not yet *sure* (a country
         format, every character at least :data:`SURE_CHAR`). All crops' images are
         recognised together, one batch per round. ``priors`` (default: ``self.priors``)
@@ -815,8 +817,8 @@ class PlateReader:
                 for line, image, along in zip(read[i][j], images, spans[j]):
                     scale = (line.end - line.start) / image.shape[1]
                     line.hidden = sorted((line.start + a * scale, line.start + b * scale) for a, b in along)
-        # not sure yet: read the remaining views too (anonymised crops: the boxes are placed
-        # already, and only the crop view can place them)
+        # not sure yet: read the remaining views too (anonymised crops: all their views
+        # are read and their boxes placed already)
         results = [None if boxes else self.rescore(self._views(plan, got, None), priors)
                    for plan, got, boxes in zip(plans, read, hidden)]
         more = [set(range(len(plan))) - set(got) if r is not None and not self._sure(r) else set()
