@@ -672,6 +672,11 @@ def _rows(lines: list[TextLine]) -> list[list[TextLine]]:
     return rows
 
 
+def _main_row(rows: list[list[TextLine]]) -> list[TextLine]:
+    """The plate's own characters: the row with the tallest and most lettering."""
+    return max(rows, key=lambda r: max(l.height for l in r) * sum(l.width for l in r))
+
+
 def _row_line(row: list[TextLine]) -> TextLine:
     """One line box around a row's line boxes."""
     if len(row) == 1:
@@ -740,7 +745,7 @@ class PlateReader:
         if not big:
             return views
         rows = _rows(big)
-        main = max(rows, key=lambda r: max(l.height for l in r) * sum(l.width for l in r))
+        main = _main_row(rows)
         x0, y0, x1, y1 = np.array([l.bounds() for l in main]).T
         h, w = crop.shape[:2]
         tight = len(rows) == 1 and (x1.max() - x0.min()) >= 0.75 * w and (y1.max() - y0.min()) >= 0.6 * h
@@ -778,7 +783,7 @@ class PlateReader:
         views: list[tuple[str, list[np.ndarray]]] = [("crop", [crop])]
         placed = [[spans]]
         if rows:
-            main = _row_line(max(rows, key=lambda r: max(l.height for l in r) * sum(l.width for l in r)))
+            main = _row_line(_main_row(rows))
             along = _boxes_along(main, boxes)
             if len(along) == len(boxes):
                 views.append(("row", [warp_line(crop, main)]))
