@@ -119,7 +119,7 @@ def test_hidden_boxes_are_found_on_anonymised_crops_only(shared_data):
     assert sum(bool(hidden_boxes(cv2.imread(str(root / r["image"])))) for r in labels) <= 2
 
 
-def test_a_lone_box_is_looked_for_again_near_its_row(shared_data, monkeypatch):
+def test_a_lone_box_is_looked_for_again(shared_data, monkeypatch):
     import safecity.plates.read as read_module
 
     root, labels = rows(shared_data, "uc3m-es", 717)
@@ -300,7 +300,7 @@ def test_a_box_blurred_by_jpeg_noise_is_found_when_it_matches_the_clean_ones():
     assert hidden_boxes(crop) == []
 
 
-def test_a_lone_box_finds_its_noisier_twin_near_its_row_and_nothing_else():
+def test_a_lone_box_finds_its_noisier_twin_and_nothing_else():
     import safecity.plates.read as read_module
 
     rng = np.random.default_rng(1)
@@ -314,6 +314,11 @@ def test_a_lone_box_finds_its_noisier_twin_near_its_row_and_nothing_else():
     crop[6:34, 60:76] = (128 + rng.integers(-6, 7, (28, 16, 1))).astype(np.uint8)  # a noisier candidate still
     twin = read_module._boxes_like(crop, (40, 6, 16, 28))
     assert len(twin) == 1 and abs(twin[0][0] - 100) <= 3  # only the flattest window is taken
+    two_line = np.clip(rng.normal(200, 12, (80, 100, 3)), 0, 255).astype(np.uint8)
+    two_line[6:34, 40:56] = 128
+    two_line[44:72, 42:58] = (150 + rng.integers(-4, 5, (28, 16, 1))).astype(np.uint8)  # right below: the other row
+    twin = read_module._boxes_like(two_line, (40, 6, 16, 28))
+    assert len(twin) == 1 and abs(twin[0][0] - 42) <= 3 and abs(twin[0][1] - 44) <= 5
     crop[12:40, 100:116] = 60  # a flat patch of a far other colour is no twin
     crop[6:34, 60:76] = np.clip(rng.normal(200, 12, (28, 16, 3)), 0, 255)
     assert read_module._boxes_like(crop, (40, 6, 16, 28)) == []
