@@ -370,17 +370,19 @@ def _alike(box: list[int], ref: np.ndarray) -> bool:
             and abs((box[2] - box[0]) - (ref[2] - ref[0])) <= 0.35 * (ref[2] - ref[0]))
 
 
-def _flat_boxes(spread: np.ndarray, levels: tuple[int, ...], fill: float, pairs: bool) -> list[list[int]]:
+def _flat_boxes(spread: np.ndarray, levels: tuple[int, ...], fill: float, pairs: bool,
+                lowest: float = 0.2) -> list[list[int]]:
     """Box-shaped flat regions (x0, y0, x1, y1) of a spread map (see :func:`hidden_boxes`),
-    strictest level first. ``pairs``: a box found with none before it must be alike to
-    another of its own level at the first level too."""
+    strictest level first, at least ``lowest`` of the crop's height tall. ``pairs``: a box
+    found with none before it must be alike to another of its own level at the first
+    level too."""
     h = spread.shape[0]
     out: list[list[int]] = []
     for step, level in enumerate(levels):
         n, _, stats, _ = cv2.connectedComponentsWithStats((spread <= level).astype(np.uint8), connectivity=4)
         found = [[int(x) - 1, int(y) - 1, int(x + bw) + 1, int(y + bh) + 1]
                  for x, y, bw, bh, area in stats[1:]
-                 if 0.2 * h <= bh <= 0.95 * h and bw >= 3 and 1.0 <= bh / bw <= 4 and area >= fill * bw * bh]
+                 if lowest * h <= bh <= 0.95 * h and bw >= 3 and 1.0 <= bh / bw <= 4 and area >= fill * bw * bh]
         if step or pairs:
             # boxes a looser level adds must look like those found already (one size, one
             # row); with none found yet, like another box of their own level
@@ -399,10 +401,11 @@ def _flat_boxes(spread: np.ndarray, levels: tuple[int, ...], fill: float, pairs:
 # plate around it are both flat at the colour levels and merge into one shapeless patch.
 # Their brightness alone (luma, less noisy than the colours JPEG subsamples) at stricter
 # levels parts them, with fragments (fill LUMA_FILL); found that way, boxes must come in
-# pairs alike from the first level on, as flat patches of a plate do not. On uc3m-es the
-# right number of boxes on 706 crops instead of 700; Chinese crops with a box found: 4 of
-# 477 instead of 2.
-LUMA_FLATNESS, LUMA_FILL = (3, 4, 5), 0.6
+# pairs alike from the first level on, as flat patches of a plate do not, and be as tall
+# as a plate's characters (LUMA_LOWEST of the crop's height: smaller flat patches of a
+# dark plate passed otherwise). On uc3m-es the right number of boxes on 708 crops instead
+# of 703 (with the twin search below); Chinese crops with a box found stay 2 of 477.
+LUMA_FLATNESS, LUMA_FILL, LUMA_LOWEST = (3, 4, 5), 0.6, 0.5
 
 
 def hidden_boxes(crop: np.ndarray, flatness: tuple[int, ...] = (6, 8),
@@ -427,7 +430,7 @@ def hidden_boxes(crop: np.ndarray, flatness: tuple[int, ...] = (6, 8),
     if not out:
         luma = cv2.cvtColor(crop, cv2.COLOR_BGR2GRAY)
         out = _flat_boxes(cv2.dilate(luma, kernel).astype(np.int16) - cv2.erode(luma, kernel),
-                          LUMA_FLATNESS, LUMA_FILL, pairs=True)
+                          LUMA_FLATNESS, LUMA_FILL, pairs=True, lowest=LUMA_LOWEST)
     # one box broken into fragments (JPEG noise across it): join pieces that touch
     # when the joined piece is still a box (taller than wide)
     out.sort()
@@ -491,7 +494,7 @@ def _drawn_alike(crop: np.ndarray, boxes: list[tuple[int, int, int, int]]) -> li
 # others are most often the plate's own flat background. On uc3m-es (every crop hides two
 # characters), searching the box's row only, at most one window per run of passing
 # windows, with colours within 8 levels: the right number of boxes on 668 crops, too many
-# on 3; now on 709, too many on none (700 within 0.4 box heights of the row). Crops with
+# on 3; now on 703, too many on none (700 within 0.4 box heights of the row). Crops with
 # boxes found stay 2 of 477 Chinese.
 LIKE_INNER, LIKE_SPREAD, LIKE_FLOOR, LIKE_COLOUR = 0.2, 1.5, 2.0, 40.0
 
