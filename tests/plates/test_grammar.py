@@ -181,6 +181,16 @@ def test_a_box_the_finder_missed_is_placed_by_the_spacing():
     assert best_reading([line], ["es"], max_unknowns=0).text == "124BC"
 
 
+def test_a_character_beside_a_box_is_kept_one_under_it_is_not():
+    # "?999JW?": the first 9 sits right beside the first box, its position known to a step
+    chars = [("9", 4.5, 0.99), ("9", 7.5, 0.99), ("9", 10.5, 0.99), ("J", 13.5, 0.99), ("W", 16.5, 0.99)]
+    line = _line(chars, 22, hidden=[(1.8, 5.3), (18.0, 21.0)])
+    assert best_reading([line], ["es"]).text == "?999JW?"
+    # a character read well inside a box is the model's guess at what it hides
+    line = _line(chars[:1] + [("X", 3.5, 0.9)] + chars[1:], 22, hidden=[(1.8, 5.3), (18.0, 21.0)])
+    assert "X" not in best_reading([line], ["es"]).text
+
+
 def test_an_older_spanish_plate_has_two_group_spaces(monkeypatch):
     # "M·31?5·?Y" (province, number, letters), as read off a real anonymised crop: the
     # spaces after the province and before the letters are no hidden characters
