@@ -6,13 +6,13 @@ import cv2
 import numpy as np
 import pytest
 
+from safecity.plates.hidden import hidden_boxes
 from safecity.plates.read import (
     PlateReader,
     PlateRecognizer,
     TextRecogniser,
     charset,
     decode_ctc,
-    hidden_boxes,
     rapidocr_model,
 )
 from safecity.vision.runtime import available_backends
@@ -109,33 +109,6 @@ def test_no_unknown_characters_unless_asked_for(reader, shared_data):
     assert not any("?" in p.text for p in reads)
     assert any("?" in p.text for p in PlateReader(unknowns=3).read_many(
         [cv2.imread(str(root / r["image"])) for r in labels]))
-
-
-def test_hidden_boxes_are_found_on_anonymised_crops_only(shared_data):
-    root, labels = rows(shared_data, "uc3m-es", 40, 17)
-    found = [len(hidden_boxes(cv2.imread(str(root / r["image"])))) for r in labels]
-    assert sum(n == 2 for n in found) >= 28  # two boxes on every plate of this set
-    root, labels = rows(shared_data, "cn-crops", 40, 11)
-    assert sum(bool(hidden_boxes(cv2.imread(str(root / r["image"])))) for r in labels) <= 2
-
-
-def test_a_lone_box_is_looked_for_again(shared_data, monkeypatch):
-    import safecity.plates.read as read_module
-
-    root, labels = rows(shared_data, "uc3m-es", 717)
-    images = [cv2.imread(str(root / r["image"])) for r in labels]
-    wanted = [r["plate"].count("?") for r in labels]
-
-    def counts():
-        return [len(hidden_boxes(image)) for image in images]
-
-    with_search = counts()
-    monkeypatch.setattr(read_module, "_boxes_like", lambda crop, box: [])
-    without = counts()
-    right = lambda found: sum(n == k for n, k in zip(found, wanted))  # noqa: E731
-    too_many = lambda found: sum(n > k for n, k in zip(found, wanted))  # noqa: E731
-    assert right(with_search) >= right(without) + 8
-    assert too_many(with_search) <= too_many(without)
 
 
 def test_reads_chinese_crops(reader, shared_data):
@@ -273,79 +246,6 @@ def test_find_and_read_a_real_scene(shared_data):
         image = cv2.imread(str(root / r["image"]))
         hits += r["plate"] in list(plates.detect(image).data["text"])
     assert hits >= 2
-
-
-def test_boxes_on_dark_crops_are_found_by_brightness(shared_data, monkeypatch):
-    """On dark night crops a box and the plate around it merge at the colour levels;
-    brightness alone parts them, and only pairs of alike boxes count."""
-    import safecity.plates.read as read_module
-
-    root, labels = rows(shared_data, "uc3m-es", 717)
-    dark = [cv2.imread(str(root / r["image"])) for r in labels if r["image"].endswith(("0110.jpg", "0118.jpg", "0142.jpg"))]
-    assert [len(hidden_boxes(c)) for c in dark] == [2, 2, 2]
-    monkeypatch.setattr(read_module, "LUMA_FLATNESS", ())
-    assert [len(hidden_boxes(c)) for c in dark] == [0, 0, 0]
-
-
-def test_a_box_blurred_by_jpeg_noise_is_found_when_it_matches_the_clean_ones():
-    rng = np.random.default_rng(0)
-    crop = np.clip(rng.normal(200, 12, (40, 160, 3)), 0, 255).astype(np.uint8)  # textured: never flat
-    crop[6:34, 40:56] = 128  # a clean box
-    crop[6:34, 100:116] = (128 + rng.integers(-4, 5, (28, 16, 1))).astype(np.uint8)  # the same box, noisier
-    crop[20:34, 130:140] = (90 + rng.integers(-4, 5, (14, 10, 1))).astype(np.uint8)  # smaller: not a box
-    assert [b[0] for b in hidden_boxes(crop)] == [40, 100]
-    crop[6:34, 40:56] = crop[6:34, 100:116]  # two noisy boxes alike: both
-    assert [b[0] for b in hidden_boxes(crop)] == [40, 100]
-    crop[6:34, 40:56] = np.clip(rng.normal(200, 12, (28, 16, 3)), 0, 255)  # one noisy box alone: nothing guessed
-    assert hidden_boxes(crop) == []
-
-
-def test_a_lone_box_finds_its_noisier_twin_and_nothing_else():
-    import safecity.plates.read as read_module
-
-    rng = np.random.default_rng(1)
-    crop = np.clip(rng.normal(200, 12, (48, 160, 3)), 0, 255).astype(np.uint8)  # textured: never flat
-    crop[6:34, 40:56] = 128  # a clean box
-    crop[12:40, 100:116] = (140 + rng.integers(-4, 5, (28, 16, 1))).astype(np.uint8)  # lower (a tilted plate), noisier
-    crop[28:44, 130:146] = 128  # the same grey, too small and off the row: not a box of this plate
-    found = hidden_boxes(crop, flatness=(6,))
-    # (placed to within the inside's border, a fifth of the box)
-    assert found[0][0] == 40 and abs(found[1][0] - 100) <= 3 and abs(found[1][1] - 12) <= 5
-    crop[6:34, 60:76] = (128 + rng.integers(-6, 7, (28, 16, 1))).astype(np.uint8)  # a noisier candidate still
-    twin = read_module._boxes_like(crop, (40, 6, 16, 28))
-    assert len(twin) == 1 and abs(twin[0][0] - 100) <= 3  # only the flattest window is taken
-    two_line = np.clip(rng.normal(200, 12, (80, 100, 3)), 0, 255).astype(np.uint8)
-    two_line[6:34, 40:56] = 128
-    two_line[44:72, 42:58] = (150 + rng.integers(-4, 5, (28, 16, 1))).astype(np.uint8)  # right below: the other row
-    twin = read_module._boxes_like(two_line, (40, 6, 16, 28))
-    assert len(twin) == 1 and abs(twin[0][0] - 42) <= 3 and abs(twin[0][1] - 44) <= 5
-    crop[12:40, 100:116] = 60  # a flat patch of a far other colour is no twin
-    crop[6:34, 60:76] = np.clip(rng.normal(200, 12, (28, 16, 3)), 0, 255)
-    assert read_module._boxes_like(crop, (40, 6, 16, 28)) == []
-
-
-def test_among_three_boxes_or_more_one_unlike_the_others_is_dropped():
-    rng = np.random.default_rng(2)
-    crop = np.clip(rng.normal(200, 12, (40, 200, 3)), 0, 255).astype(np.uint8)  # textured: never flat
-    for x in (20, 60, 100):
-        crop[6:34, x : x + 16] = 128  # the anonymising boxes, one grey
-    crop[6:34, 150:166] = 245  # a flat white patch of the plate, box-sized
-    assert [b[0] for b in hidden_boxes(crop)] == [20, 60, 100]
-    crop[6:34, 150:166] = 130  # a fourth box of the same grey stays
-    assert [b[0] for b in hidden_boxes(crop)] == [20, 60, 100, 150]
-
-
-def test_boxes_unlike_the_others_are_dropped_on_real_crops(shared_data, monkeypatch):
-    import safecity.plates.read as read_module
-
-    root, labels = rows(shared_data, "uc3m-es", 717)
-    images = [cv2.imread(str(root / r["image"])) for r in labels]
-    wanted = [r["plate"].count("?") for r in labels]
-    pruned = [len(hidden_boxes(image)) for image in images]
-    monkeypatch.setattr(read_module, "_drawn_alike", lambda crop, boxes: boxes)
-    kept = [len(hidden_boxes(image)) for image in images]
-    assert sum(n > k for n, k in zip(pruned, wanted)) <= sum(n > k for n, k in zip(kept, wanted)) - 5
-    assert sum(n == k for n, k in zip(pruned, wanted)) > sum(n == k for n, k in zip(kept, wanted))
 
 
 def test_a_plate_found_on_a_second_look_stays_only_if_it_reads_in_a_country_format(monkeypatch):

@@ -201,7 +201,7 @@ def evaluate(dataset_dir: Path | str, limit: int | None = None, recognizer=None,
     # boxes marking unknown characters. A property of the images, not of the labels.
     crops = [n for n, is_scene in kinds.items() if not is_scene and results.get(n) is not None]
     if crops and not getattr(reader, "find_hidden", True) and hasattr(reader, "find_hidden"):
-        from safecity.plates.read import hidden_boxes
+        from safecity.plates.hidden import hidden_boxes
 
         boxed = sum(bool(hidden_boxes(cv2.imread(str(dataset_dir / n), cv2.IMREAD_COLOR))) for n in crops)
         if boxed >= ANONYMISED_SHARE * len(crops):
