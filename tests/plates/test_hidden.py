@@ -43,7 +43,8 @@ def test_boxes_on_dark_crops_are_found_by_brightness(shared_data, monkeypatch):
     """On dark night crops a box and the plate around it merge at the colour levels;
     brightness alone parts them, and only pairs of alike boxes count."""
     root, labels = rows(shared_data, "uc3m-es", 717)
-    dark = [cv2.imread(str(root / r["image"])) for r in labels if r["image"].endswith(("0110.jpg", "0118.jpg", "0142.jpg"))]
+    names = ("0110.jpg", "0118.jpg", "0142.jpg")
+    dark = [cv2.imread(str(root / r["image"])) for r in labels if r["image"].endswith(names)]
     assert [len(hidden_boxes(c)) for c in dark] == [2, 2, 2]
     monkeypatch.setattr(hidden_module, "LUMA_FLATNESS", ())
     assert [len(hidden_boxes(c)) for c in dark] == [0, 0, 0]

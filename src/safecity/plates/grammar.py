@@ -482,7 +482,7 @@ def score_candidates(candidates: Sequence[Candidate], grammars: Sequence[str] | 
 
 SPACING_SIGMA = 0.3  # spread of character spacing, in pitches
 GROUP_SPACE = 2.0  # the most a space between character groups adds, in pitches (Chinese: the dot)
-MIN_TWO_SPACES = 6  # lines of this many characters (seen and unknown) may have two group spaces
+MIN_TWO_SPACES = 6  # lines of this many characters placed (seen, or unknown on a found box) may have two group spaces
 
 
 def _gauss(x: float, sigma: float = SPACING_SIGMA) -> float:
