@@ -19,6 +19,14 @@ def _alike(box: list[int], ref: np.ndarray) -> bool:
             and abs((box[2] - box[0]) - (ref[2] - ref[0])) <= 0.35 * (ref[2] - ref[0]))
 
 
+def _spread(image: np.ndarray) -> np.ndarray:
+    """How much each pixel's 3 x 3 neighbourhood varies: its range, in the channel that
+    varies most."""
+    kernel = np.ones((3, 3), np.uint8)
+    spread = cv2.dilate(image, kernel).astype(np.int16) - cv2.erode(image, kernel)
+    return spread.max(2) if spread.ndim == 3 else spread
+
+
 def _flat_boxes(spread: np.ndarray, levels: tuple[int, ...], fill: float, pairs: bool,
                 lowest: float = 0.2) -> list[list[int]]:
     """Box-shaped flat regions (x0, y0, x1, y1) of a spread map (see :func:`hidden_boxes`),
@@ -73,13 +81,10 @@ def hidden_boxes(crop: np.ndarray, flatness: tuple[int, ...] = (6, 8),
     h, w = crop.shape[:2]
     if h < 12 or w < 24 or crop.ndim != 3:
         return []
-    kernel = np.ones((3, 3), np.uint8)
-    spread = (cv2.dilate(crop, kernel).astype(np.int16) - cv2.erode(crop, kernel)).max(2)
-    out = _flat_boxes(spread, flatness, fill, pairs=False)
+    out = _flat_boxes(_spread(crop), flatness, fill, pairs=False)
     if not out:
-        luma = cv2.cvtColor(crop, cv2.COLOR_BGR2GRAY)
-        out = _flat_boxes(cv2.dilate(luma, kernel).astype(np.int16) - cv2.erode(luma, kernel),
-                          LUMA_FLATNESS, LUMA_FILL, pairs=True, lowest=LUMA_LOWEST)
+        out = _flat_boxes(_spread(cv2.cvtColor(crop, cv2.COLOR_BGR2GRAY)), LUMA_FLATNESS, LUMA_FILL,
+                          pairs=True, lowest=LUMA_LOWEST)
     # one box broken into fragments (JPEG noise across it): join pieces that touch
     # when the joined piece is still a box (taller than wide)
     out.sort()

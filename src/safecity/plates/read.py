@@ -507,6 +507,12 @@ def _rows(lines: list[TextLine]) -> list[list[TextLine]]:
     return rows
 
 
+def _alike_heights(upper: list[TextLine], lower: list[TextLine], ratio: float) -> bool:
+    """Two rows of one plate's characters: the shorter at least ``ratio`` of the taller."""
+    hu, hl = max(l.height for l in upper), max(l.height for l in lower)
+    return min(hu, hl) >= ratio * max(hu, hl)
+
+
 def _main_row(rows: list[list[TextLine]]) -> list[TextLine]:
     """The plate's own characters: the row with the tallest and most lettering."""
     return max(rows, key=lambda r: max(l.height for l in r) * sum(l.width for l in r))
@@ -591,9 +597,7 @@ class PlateReader:
         if len(rows) >= 2:
             rows.sort(key=lambda r: np.mean([l.centre[1] for l in r]))
             for upper, lower in zip(rows, rows[1:]):
-                hu = max(l.height for l in upper)
-                hl = max(l.height for l in lower)
-                if min(hu, hl) >= 0.45 * max(hu, hl):
+                if _alike_heights(upper, lower, 0.45):
                     views.append(("two-row", [_row_image(crop, upper), _row_image(crop, lower)]))
         return views
 
@@ -608,8 +612,7 @@ class PlateReader:
         rows = sorted(_rows(big), key=lambda r: np.mean([l.centre[1] for l in r]))
         if len(rows) == 2:
             upper, lower = rows
-            hu, hl = max(l.height for l in upper), max(l.height for l in lower)
-            if min(hu, hl) >= HIDDEN_TWO_ROW * max(hu, hl):
+            if _alike_heights(upper, lower, HIDDEN_TWO_ROW):
                 cut = int(round((max(l.bounds()[3] for l in upper) + min(l.bounds()[1] for l in lower)) / 2))
                 if 0.25 * crop.shape[0] <= cut <= 0.75 * crop.shape[0]:
                     bands = [[span for span, (_, y, _, bh) in zip(spans, boxes) if inside(y + bh / 2)]
