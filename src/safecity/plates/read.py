@@ -66,11 +66,13 @@ REC_STRIDE = 8  # the recogniser emits one time step per 8 input pixels
 # beat 2.0 on both US scenes and Spanish crops (docs/plates.md, fourth round), and costs
 # fewer time steps.
 REC_STRETCH = 1.7
-# The recogniser and line finder compute in OpenVINO's default precision: bf16 on CPUs
-# that have it. Full float ("f32") read a few more plates (docs/plates.md, fourth round:
-# US scenes +4 of 222, anonymised Spanish crops +5 of 717, European scenes -1 of 41) but
-# cost about 6 ms more per frame (40.5 against 34.8 ms), past the 40 ms budget.
-READ_PRECISION = "auto"
+# The recogniser and line finder compute in full float on every machine, as onnxruntime
+# does: a plate then reads the same on every CPU and either runtime. OpenVINO's default
+# (bf16 where the CPU has it) flips a recogniser's close calls one way on one CPU and
+# another way on the next, and is not even always faster: on the Xeon (no AMX) of the
+# seventh round a 48x192 line took 6.6 ms in f32 and 10 ms in bf16, and f32 read 4 more
+# US scenes of 222 (docs/plates.md, seventh round; on the earlier EPYC f32 cost ~6 ms a frame).
+READ_PRECISION = "f32"
 REC_WIDTH_STEP = 64  # recogniser input widths are padded to a multiple of this (see probabilities)
 DET_HEIGHT = 96
 CN_PLATE_CHARS = set(CN_PROVINCES + CN_SUFFIXES)

@@ -116,9 +116,11 @@ class InferenceModel:
     between widths, 7 ms compiled per width.
 
     ``precision`` (OpenVINO): "auto" leaves the choice to OpenVINO, which computes in
-    bf16 on CPUs that support it (this machine's EPYC does); "f32" keeps full precision.
-    bf16 keeps 8 bits of mantissa, and a recogniser's close calls (8 or B) can flip
-    (onnxruntime computes in f32 either way).
+    bf16 on CPUs that support it; "f32" keeps full precision. bf16 keeps 8 bits of
+    mantissa, and a recogniser's close calls (8 or B) can flip (onnxruntime computes in
+    f32 either way). bf16 is not always the faster: on an AMD EPYC it was, on the Xeon
+    without AMX of a later session PP-OCRv6's recogniser took 10 ms a line in bf16 and
+    6.6 ms in f32 (docs/plates.md, seventh round).
     """
 
     def __init__(self, path: str | Path, backend: str = "auto", threads: int | None = None,
