@@ -92,3 +92,23 @@ def test_openvino_and_nncf_usage_reports_are_declined(tmp_path, monkeypatch):
                          enable_opt_in_dialog=False)
     assert reporter.consent is False
     assert not (tmp_path / "intel").exists()
+
+
+@pytest.mark.parametrize("backend", runtime.available_backends())
+def test_an_image_input_takes_camera_pixels_and_gives_what_the_float_blob_gives(backend):
+    import cv2
+
+    from safecity.vision.runtime import ImageInput
+
+    path = convert()
+    images = np.random.default_rng(5).integers(0, 256, (1, 320, 320, 3), dtype=np.uint8)
+    floats = InferenceModel(path, backend=backend, static_shapes=True)
+    pixels = InferenceModel(path, backend=backend, static_shapes=True, image_input=ImageInput(scale=255.0, rgb=True))
+    blob = cv2.dnn.blobFromImage(images[0], 1 / 255.0, swapRB=True)
+    np.testing.assert_allclose(ImageInput(scale=255.0, rgb=True).blob(images), blob, atol=1e-6)
+    np.testing.assert_allclose(pixels(images)[1], floats(blob)[1], atol=1e-4)
+    with pytest.raises(ValueError, match="uint8"):
+        pixels(blob)
+    # other statistics: mean and scale both apply, channels kept in order
+    gray = ImageInput(mean=127.5, scale=127.5, rgb=False).blob(images)
+    np.testing.assert_allclose(gray, images.transpose(0, 3, 1, 2) / 127.5 - 1.0, atol=1e-6)

@@ -37,7 +37,7 @@ import numpy as np
 
 from safecity.records import Detections
 from safecity.tracking.bytetrack import box_iou
-from safecity.vision.runtime import InferenceModel, choose_backend, decline_usage_reports, model_cache_dir
+from safecity.vision.runtime import ImageInput, InferenceModel, choose_backend, decline_usage_reports, model_cache_dir
 
 log = logging.getLogger(__name__)
 
@@ -585,8 +585,9 @@ class PlateDetector:
         self.iou = iou
         # one compiled model per input shape: the frame's, and the few of second looks
         # and vehicle crops (switching a dynamic model's shape costs on every call)
+        # frames go in as they are (uint8 BGR): the model converts them (ImageInput)
         self.model = InferenceModel(model or detector_model(precision, backend), backend=backend, threads=threads,
-                                    static_shapes=True)
+                                    static_shapes=True, image_input=ImageInput(scale=255.0, rgb=True))
         self.strides = (8, 16, 32)
         self._anchor_cache: dict[tuple[int, int], tuple[np.ndarray, np.ndarray]] = {}  # per input shape
 
@@ -610,8 +611,7 @@ class PlateDetector:
         those scoring at least ``min_score``. ``size`` overrides the letterbox's longer
         side for this call (e.g. a small crop)."""
         padded, scale, (left, top) = letterbox(image, size or self.size)
-        blob = cv2.dnn.blobFromImage(padded, 1 / 255.0, swapRB=True)
-        dist, scores = self.model(blob)
+        dist, scores = self.model(padded[None])
         anchors, strides = self._anchors(*padded.shape[:2])
         scores = scores[0].max(0)
         d = dist[0].T  # A x 4

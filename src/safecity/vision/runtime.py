@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import os
 import threading
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Mapping, Sequence
 
@@ -31,6 +32,44 @@ _default_streams = 0  # 0: one inference at a time on every core (lowest latency
 # few widths, seen first
 MAX_STATIC_SHAPES = 8
 PRECISIONS = ("auto", "f32")  # InferenceModel precision: OpenVINO's choice, or full float
+
+
+@dataclass(frozen=True, slots=True)
+class ImageInput:
+    """A model whose first input is an image batch, fed as the camera gives it: uint8,
+    N x H x W x 3, BGR. The network sees ``(pixel - mean) / scale`` per channel, NCHW,
+    RGB where ``rgb``. On OpenVINO the conversion is compiled into the model (it runs
+    in the same pass as the first layer); on onnxruntime it is done in numpy. A 800x480
+    frame's conversion in numpy (``cv2.dnn.blobFromImage``) and copying four times as
+    many bytes into the request cost the plate detector about 4 ms a frame
+    (docs/plates.md, seventh round)."""
+
+    mean: float = 0.0
+    scale: float = 255.0
+    rgb: bool = True
+
+    def blob(self, images: np.ndarray) -> np.ndarray:
+        """What the network sees: the conversion done in numpy."""
+        x = images[..., ::-1] if self.rgb else images
+        return ((x.astype(np.float32) - self.mean) / self.scale).transpose(0, 3, 1, 2).copy()
+
+    def apply(self, model) -> object:
+        """``model`` (an ``openvino.Model``) taking uint8 NHWC BGR images in."""
+        import openvino as ov
+        from openvino.preprocess import ColorFormat, PrePostProcessor
+
+        ppp = PrePostProcessor(model)
+        tensor = ppp.input(0).tensor()
+        tensor.set_element_type(ov.Type.u8).set_layout(ov.Layout("NHWC")).set_color_format(ColorFormat.BGR)
+        ppp.input(0).model().set_layout(ov.Layout("NCHW"))
+        steps = ppp.input(0).preprocess().convert_element_type(ov.Type.f32)
+        if self.rgb:
+            steps.convert_color(ColorFormat.RGB)
+        if self.mean:
+            steps.mean(self.mean)
+        if self.scale != 1.0:
+            steps.scale(self.scale)
+        return ppp.build()
 
 
 def set_default_streams(streams: int) -> None:
@@ -121,10 +160,14 @@ class InferenceModel:
     f32 either way). bf16 is not always the faster: on an AMD EPYC it was, on the Xeon
     without AMX of a later session PP-OCRv6's recogniser took 10 ms a line in bf16 and
     6.6 ms in f32 (docs/plates.md, seventh round).
+
+    ``image_input`` (:class:`ImageInput`): the first input takes uint8 NHWC BGR images,
+    converted as it says, inside the model where the runtime can.
     """
 
     def __init__(self, path: str | Path, backend: str = "auto", threads: int | None = None,
-                 streams: int | None = None, static_shapes: bool = False, precision: str = "auto") -> None:
+                 streams: int | None = None, static_shapes: bool = False, precision: str = "auto",
+                 image_input: ImageInput | None = None) -> None:
         if precision not in PRECISIONS:
             raise ValueError(f"unknown precision {precision!r}; known: {', '.join(PRECISIONS)}")
         self.path = Path(path)
@@ -133,6 +176,7 @@ class InferenceModel:
         self.backend = choose_backend(backend)
         self.streams = default_streams() if streams is None else max(0, int(streams))
         self._local = threading.local()
+        self.image_input = image_input
         if self.backend == "openvino":
             import openvino as ov
 
@@ -146,7 +190,7 @@ class InferenceModel:
                 config["INFERENCE_PRECISION_HINT"] = "f32"
             self._core, self._config = ov.Core(), config
             with _FIRST_USE:
-                self._compiled = self._core.compile_model(str(self.path), "CPU", config)
+                self._compiled = self._core.compile_model(self._read(), "CPU", config)
             self.inputs = [port.any_name for port in self._compiled.inputs]
             self.outputs = [port.any_name for port in self._compiled.outputs]
             self._by_shape: dict[tuple, object] | None = {} if static_shapes else None
@@ -165,6 +209,13 @@ class InferenceModel:
         feeds: Mapping[str, np.ndarray] = named or dict(zip(self.inputs, arrays))
         if len(feeds) != len(self.inputs):
             raise ValueError(f"{self.path.name} takes inputs {self.inputs}, got {list(feeds)}")
+        if self.image_input is not None:
+            first = self.inputs[0]
+            images = np.asarray(feeds[first])
+            if images.dtype != np.uint8 or images.ndim != 4 or images.shape[3] != 3:
+                raise ValueError(f"{self.path.name} takes uint8 N x H x W x 3 images, got {images.dtype} {images.shape}")
+            if self.backend != "openvino":
+                feeds = {**feeds, first: self.image_input.blob(images)}
         if self.backend == "openvino":
             compiled = self._for_shapes(feeds)
             requests = self._local.__dict__.setdefault("requests", {})
@@ -190,10 +241,15 @@ class InferenceModel:
             return self._compiled
         with _FIRST_USE:
             if key not in self._by_shape:
-                model = self._core.read_model(str(self.path))
+                model = self._read()
                 model.reshape({name: list(shape) for name, shape in key})
                 self._by_shape[key] = self._core.compile_model(model, "CPU", self._config)
         return self._by_shape[key]
+
+    def _read(self):
+        """The OpenVINO model, with its image conversion where it has one."""
+        model = self._core.read_model(str(self.path))
+        return self.image_input.apply(model) if self.image_input is not None else model
 
     def __repr__(self) -> str:
         return f"InferenceModel({self.path.name}, backend={self.backend}, streams={self.streams})"
