@@ -175,9 +175,9 @@ GRAMMARS: dict[str, Grammar] = {
         Grammar(
             "us",
             "USA, common state serial formats",
-            # (NLNNNNN: California commercial vehicles, 1A23456)
+            # (NLNNNNN: California commercial vehicles, 1A23456; NNNNNLN: their older series, 12345A1)
             ("NLLLNNN", "LLLNNNN", "LLLNNN", "NNNLLL", "NLLNNN", "LLNNNNN", "NNNNNNN", "LNNNNNN", "NNNNNN", "NLNNNNN",
-             "LLLNLN", "LLNLNL"),
+             "LLLNLN", "LLNLNL", "NNNNNLN"),
             0.85,
             lookalikes=False,
         ),
