@@ -335,6 +335,12 @@ def test_a_given_country_fixes_the_region_and_priors_name_it():
 
 def test_california_commercial_plates_are_a_us_format():
     assert matches("8D79882", "us") and not matches("8D7988", "us")
+    # the older series, five digits, a letter, a digit: a reading of one wins over a
+    # shorter one that fits a format only by dropping its letter
+    assert matches("47366J1", "us") and not matches("4736J61", "us")
+    sure = Candidate(chars("47366J1", 0.99))
+    doubtful = Candidate([CharChoice(c, q) for c, q in zip("473661", (0.6, 0.8, 0.9, 0.9, 0.8, 0.25))])
+    assert score_candidates([sure, doubtful], ["us", "generic"], {"us": 1.0, "generic": 0.6}).text == "47366J1"
 
 
 def test_o_and_zero_are_one_character_on_us_plates():
