@@ -105,3 +105,27 @@ def test_boxes_unlike_the_others_are_dropped_on_real_crops(shared_data, monkeypa
     kept = [len(hidden_boxes(image)) for image in images]
     assert sum(n > k for n, k in zip(pruned, wanted)) <= sum(n > k for n, k in zip(kept, wanted)) - 5
     assert sum(n == k for n, k in zip(pruned, wanted)) > sum(n == k for n, k in zip(kept, wanted))
+
+
+def test_a_lone_box_finds_a_twin_much_noisier_than_itself():
+    """A box drawn over a character in a noisy part of the image carries more JPEG noise
+    than its clean twin: the twin's spread may exceed the clean box's by LIKE_FLOOR."""
+    rng = np.random.default_rng(4)
+    crop = np.clip(rng.normal(200, 20, (40, 160, 3)), 0, 255).astype(np.uint8)  # textured: never flat
+    crop[6:34, 40:56] = 128  # a clean box
+    crop[6:34, 100:116] = (128 + rng.integers(-14, 15, (28, 16, 1))).astype(np.uint8)  # its twin, noisy
+    found = hidden_boxes(crop)
+    assert len(found) == 2 and found[0][0] == 40 and abs(found[1][0] - 100) <= 3
+
+
+def test_a_box_left_alone_among_patches_unlike_it_is_looked_for_again():
+    """Three flat patches, two of them far from the median colour: the odd-box test
+    leaves one, which then gets the twin search a box found alone gets."""
+    rng = np.random.default_rng(5)
+    crop = np.clip(rng.normal(200, 12, (40, 200, 3)), 0, 255).astype(np.uint8)  # textured: never flat
+    crop[6:34, 20:36] = 140  # a box over a dark character
+    crop[6:34, 100:116] = 175  # a box over a light one
+    crop[6:34, 150:166] = (230 + rng.integers(-2, 3, (28, 16, 1))).astype(np.uint8)  # the plate's white, flat
+    found = hidden_boxes(crop)
+    # (the twin placed to within the inside's border, a fifth of the box)
+    assert len(found) == 2 and abs(found[0][0] - 20) <= 3 and abs(found[0][1] - 6) <= 5 and found[1][0] == 100

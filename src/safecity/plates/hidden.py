@@ -76,8 +76,10 @@ def hidden_boxes(crop: np.ndarray, flatness: tuple[int, ...] = (6, 8),
     flatness that shows a box wins; a looser one adds a box elsewhere only if it is alike
     (size, row) to the boxes found already, or, with none found yet, to another box of
     its own level: the boxes of one plate are drawn alike, flat patches of a plate are not.
-    With none found, brightness alone is tried (:data:`LUMA_FLATNESS`). A lone box found
-    gets its twin where one is found (:func:`_boxes_like`)."""
+    With none found, brightness alone is tried (:data:`LUMA_FLATNESS`). Among three or
+    more, one unlike the others is dropped (:func:`_drawn_alike`). A lone box, found
+    alone or left alone by that test, gets its twin where one is found
+    (:func:`_boxes_like`)."""
     h, w = crop.shape[:2]
     if h < 12 or w < 24 or crop.ndim != 3:
         return []
@@ -102,9 +104,11 @@ def hidden_boxes(crop: np.ndarray, flatness: tuple[int, ...] = (6, 8),
     # anonymising boxes cover whole characters: all about as tall as the tallest
     tallest = max(b[3] - b[1] for b in joined)
     boxes = [(x0, y0, x1 - x0, y1 - y0) for x0, y0, x1, y1 in joined if y1 - y0 >= 0.6 * tallest]
-    if len(boxes) == 1:
+    if len(boxes) >= 3:
+        boxes = _drawn_alike(crop, boxes)
+    if len(boxes) == 1:  # (found alone, or left alone among patches unlike it)
         boxes = sorted(boxes + _boxes_like(crop, boxes[0]))
-    return _drawn_alike(crop, boxes) if len(boxes) >= 3 else boxes
+    return boxes
 
 
 def _inside(crop: np.ndarray, box: tuple[int, int, int, int]) -> tuple[np.ndarray, float]:
@@ -139,7 +143,10 @@ def _drawn_alike(crop: np.ndarray, boxes: list[tuple[int, int, int, int]]) -> li
 
 # A lone anonymising box found: its twin may be there, too noisy for the flatness test.
 # A window of its size is a candidate when its inside (less a LIKE_INNER border) varies
-# at most LIKE_SPREAD times as much as the box's, or LIKE_FLOOR grey levels more, and its
+# at most LIKE_SPREAD times as much as the box's, or LIKE_FLOOR grey levels more (10: a
+# clean box varies by about 1 level, its twin over a character in a noisier part of the
+# image by up to 8, a character's window by 20 or more; the floor was 2 until the seventh
+# round, which left 3 crops of uc3m-es with a lone box), and its
 # mean colour is within LIKE_COLOUR levels of the box's. Boxes are filled with the colour
 # of what they hide, so boxes of one plate differ in colour (a dark box over a dark
 # character, a light one over a thin one) and the colour limit is loose. The window may
@@ -150,7 +157,7 @@ def _drawn_alike(crop: np.ndarray, boxes: list[tuple[int, int, int, int]]) -> li
 # windows, with colours within 8 levels: the right number of boxes on 668 crops, too many
 # on 3; now on 703, too many on none (700 within 0.4 box heights of the row). Crops with
 # boxes found stay 2 of 477 Chinese.
-LIKE_INNER, LIKE_SPREAD, LIKE_FLOOR, LIKE_COLOUR = 0.2, 1.5, 2.0, 40.0
+LIKE_INNER, LIKE_SPREAD, LIKE_FLOOR, LIKE_COLOUR = 0.2, 1.5, 10.0, 40.0
 
 
 def _boxes_like(crop: np.ndarray, box: tuple[int, int, int, int]) -> list[tuple[int, int, int, int]]:
