@@ -58,8 +58,9 @@ def test_the_model_carries_its_character_list():
 def test_openvino_and_onnxruntime_agree_on_real_crops(shared_data):
     root, labels = rows(shared_data, "uc3m-es", 6, 50)
     images = [cv2.imread(str(root / r["image"])) for r in labels]
-    ov = TextRecogniser(backend="openvino")
-    ov_f32 = TextRecogniser(backend="openvino", precision="f32")
+    ov = TextRecogniser(backend="openvino", precision="auto")
+    ov_f32 = TextRecogniser(backend="openvino")  # the reader's own precision: full float
+    assert ov_f32.model._config["INFERENCE_PRECISION_HINT"] == "f32"
     ort = TextRecogniser(backend="onnxruntime")
     for image in images:
         (p1, n1), = ov.probabilities([image])
@@ -69,7 +70,7 @@ def test_openvino_and_onnxruntime_agree_on_real_crops(shared_data):
         # in full float the two runtimes compute the same function
         assert np.abs(p3 - p2).max() < 1e-3
         assert ov_f32.read([image])[0].text == ort.read([image])[0].text
-        # OpenVINO's default on this CPU is bf16: a frame between two classes may flip
+        # OpenVINO's own default is bf16 where the CPU has it: a frame between two classes may flip
         assert np.abs(p1 - p2).mean() < 1e-3
         assert (p1.argmax(1) == p2.argmax(1)).mean() >= 0.8
 
@@ -301,3 +302,40 @@ def test_a_plate_boxed_with_its_surroundings_is_reported_at_the_plate(shared_dat
         assert iou(plate, tight) >= iou(plate, loose[0])
         better += iou(plate, tight) >= 0.3 and iou(plate, loose[0]) < 0.2
     assert better >= 3
+
+
+def test_readings_of_a_plate_vote_for_their_text():
+    """Each view's reading votes for its text with its score: two views that read one
+    text outweigh a third that read another a little more surely."""
+    from safecity.plates.grammar import Reading
+
+    def reading(text, score):
+        return Reading(text, score, score, [score] * len(text), "es", "NNNNCCC", text)
+
+    views = [("crop", reading("1234BCD", 0.5)), ("row", reading("1234BCO", 0.7)), ("crop@1.3", reading("1234BCD", 0.4))]
+    chosen = PlateReader._choose(views, "es")
+    assert chosen.text == "1234BCD" and chosen.layout == "crop"  # the surer of its two readings speaks for it
+    assert PlateReader._choose(views[:2], "es").text == "1234BCO"  # one vote each: the surer wins
+    # votes are counted on the text as the country writes it (US: O is 0)
+    us = [("crop", Reading("AB0123", 0.5, 0.5, [0.5] * 6, "us", "LLNNNN", "AB0123")),
+          ("row", Reading("ABO123", 0.4, 0.4, [0.4] * 6, "us", "LLNNNN", "ABO123")),
+          ("crop", Reading("AB8123", 0.8, 0.8, [0.8] * 6, "us", "LLNNNN", "AB8123"))]
+    assert PlateReader._choose(us, "us").text == "AB0123"
+
+
+def test_an_anonymised_crop_is_read_at_more_stretches_with_its_boxes_along(shared_data):
+    import safecity.plates.read as read_module
+
+    root, labels = rows(shared_data, "uc3m-es", 717)
+    image = cv2.imread(str(root / next(r["image"] for r in labels if r["image"].endswith("0216.jpg"))))
+    reader = PlateReader(find_hidden=True)
+    boxes = hidden_boxes(image)
+    views, placed = reader.hidden_views(image, reader.lettering(image), boxes)
+    names = [layout for layout, _ in views]
+    stretches = read_module.HIDDEN_STRETCHES
+    assert names[:2] == ["crop", "row"] and len(names) == 2 * (1 + len(stretches))
+    assert names[2:4] == [f"crop@{stretches[0]}", f"row@{stretches[0]}"]
+    wide = dict(zip(names, zip(views, placed)))[f"crop@{stretches[-1]}"]
+    scale = wide[0][1][0].shape[1] / image.shape[1]
+    assert abs(scale - stretches[-1] / reader.recogniser.stretch) < 0.02
+    assert wide[1][0] == [(x * scale, (x + w) * scale) for x, _, w, _ in boxes]
