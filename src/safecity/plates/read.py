@@ -196,11 +196,13 @@ class _PlateClasses:
         column = {c: j for j, c in enumerate(self.chars)}
         self.fold = np.zeros((len(index), len(self.chars)), np.float32)
         self.fold[np.arange(len(index)), [column[c] for c in folded]] = 1.0
+        self.names = folded  # each plate class's plate character, in index order
 
-    def folded(self, probs: np.ndarray) -> np.ndarray:
+    def folded(self, probs: np.ndarray, plate: np.ndarray | None = None) -> np.ndarray:
         """T x C softmax outputs -> T x (1 + K): the gap (blank, space, any class that is no
-        plate character), then each plate character's probability."""
-        chars = probs[:, self.index].astype(np.float32) @ self.fold
+        plate character), then each plate character's probability. ``plate``: the plate
+        classes' columns of ``probs``, where the caller has them already."""
+        chars = (probs[:, self.index] if plate is None else plate).astype(np.float32) @ self.fold
         gap = np.clip(1.0 - chars.sum(1, keepdims=True), 0.0, 1.0)
         return np.concatenate([gap, chars], 1)
 
@@ -222,12 +224,14 @@ def decode_ctc(probs: np.ndarray, classes: Sequence[str], plate_classes: _PlateC
     steps = probs.shape[0] if steps is None else min(steps, probs.shape[0])
     probs = probs[:steps]
     plate_classes = plate_classes or _PlateClasses(classes)
-    best = probs.argmax(1)
+    best = probs.argmax(1).tolist()
+    plate = probs[:, plate_classes.index]  # T x plate classes
+    plate_names = plate_classes.names
     chars: list[CharRead] = []
     spaces: list[int] = []
     t = 0
     while t < steps:
-        k = int(best[t])
+        k = best[t]
         end = t
         while end + 1 < steps and best[end + 1] == k:
             end += 1
@@ -236,22 +240,21 @@ def decode_ctc(probs: np.ndarray, classes: Sequence[str], plate_classes: _PlateC
         elif k != 0:
             char = normalise_char(classes[k])
             if char:
-                run = probs[t : end + 1]
-                peak = run.max(0)
-                conf = float(peak[k])
+                # peaks over the run: only the plate classes' columns are ever wanted
+                conf = float(probs[t : end + 1, k].max())
                 alts: dict[str, float] = {}
-                sub = peak[plate_classes.index]
-                cand = plate_classes.index[np.argpartition(-sub, top)[: top + 1]] if len(sub) > top + 1 else plate_classes.index
-                for j in cand:
-                    name = normalise_char(classes[int(j)])
+                sub = plate[t : end + 1].max(0)
+                picked = np.argpartition(-sub, top)[: top + 1] if len(sub) > top + 1 else range(len(sub))
+                for j in picked:
+                    name = plate_names[j]
                     if name and name != char:
-                        alts[name] = max(alts.get(name, 0.0), float(peak[j]))
+                        alts[name] = max(alts.get(name, 0.0), float(sub[j]))
                 lo, hi = max(0, t - 1), min(steps, end + 2)
                 weights = probs[lo:hi, k]
                 centre = float((np.arange(lo, hi) * weights).sum() / max(weights.sum(), 1e-9))
                 chars.append(CharRead(char, conf, t, end, alts, centre))
         t = end + 1
-    return LineRead(chars, steps, spaces, probs=plate_classes.folded(probs), prob_chars=plate_classes.chars)
+    return LineRead(chars, steps, spaces, probs=plate_classes.folded(probs, plate), prob_chars=plate_classes.chars)
 
 
 # --------------------------------------------------------------------------------------
@@ -429,7 +432,11 @@ class TextLineFinder:
         for k in range(1, n):
             if stats[k, cv2.CC_STAT_AREA] < 6:
                 continue
-            ys, xs = np.nonzero(labels == k)
+            # the component's pixels, looked for in its bounding box only
+            x, y, bw, bh = stats[k, :4]
+            ys, xs = np.nonzero(labels[y : y + bh, x : x + bw] == k)
+            ys += y
+            xs += x
             score = float(prob[ys, xs].mean())
             if score < self.box_threshold:
                 continue
