@@ -386,10 +386,27 @@ class Reading:
 
 
 def _fit(chars: Sequence[CharChoice], expansion: tuple[_Slot, ...],
-         lookalikes: bool = True, glyphs: dict[str, str] | None = None) -> tuple[str, list[float]] | None:
+         lookalikes: bool = True, glyphs: dict[str, str] | None = None,
+         memo: dict | None = None) -> tuple[str, list[float]] | None:
+    """The best reading of ``chars`` in one expansion of a pattern, with each character's
+    confidence; None if a position fits nowhere. ``memo``: a dict kept over many calls
+    on the same characters (the patterns of a grammar share their character classes, so
+    the same question is asked of a position many times); it must not outlive them,
+    since it is keyed by the characters' identity."""
+    if memo is None:
+        memo = {}
     text: list[str] = []
     confs: list[float] = []
     i = 0
+
+    def option(choice: CharChoice, allowed: frozenset[str] | str) -> tuple[str, float] | None:
+        key = (id(choice), allowed, lookalikes, id(glyphs))
+        try:
+            return memo[key]
+        except KeyError:
+            got = memo[key] = choice.options((allowed,) if isinstance(allowed, str) else allowed, lookalikes, glyphs)
+            return got
+
     for slot in expansion:
         if slot.words:
             n = slot.length
@@ -398,7 +415,7 @@ def _fit(chars: Sequence[CharChoice], expansion: tuple[_Slot, ...],
             for word in slot.words:
                 qs = []
                 for choice, target in zip(part, word):
-                    got = None if choice.char == UNKNOWN else choice.options((target,), lookalikes, glyphs)
+                    got = None if choice.char == UNKNOWN else option(choice, target)
                     if got is None:
                         break
                     qs.append(got[1])
@@ -412,7 +429,7 @@ def _fit(chars: Sequence[CharChoice], expansion: tuple[_Slot, ...],
             confs.extend(best[1])
             i += n
         else:
-            got = chars[i].options(slot.chars, lookalikes, glyphs)  # type: ignore[arg-type]
+            got = option(chars[i], slot.chars)  # type: ignore[arg-type]
             if got is None:
                 return None
             text.append(got[0])
@@ -446,6 +463,7 @@ def score_candidates(candidates: Sequence[Candidate], grammars: Sequence[str] | 
         return top_prior * math.prod(cand.evidence) * UNKNOWN_CONFIDENCE ** (k / max(1, len(cand.chars)))
 
     best: Reading | None = None
+    memo: dict = {}  # _fit's answers, while the candidates (the keys' characters) live
     for cand in sorted(candidates, key=bound, reverse=True):
         chars = cand.chars
         if not chars:
@@ -456,7 +474,7 @@ def score_candidates(candidates: Sequence[Candidate], grammars: Sequence[str] | 
         for grammar, pattern, expansion in table.get(len(chars), []):
             if (has_unknowns and not grammar.unknowns) or (cand.country_only and grammar.name == "generic"):
                 continue
-            fitted = _fit(chars, expansion, grammar.lookalikes, ONE_GLYPH.get(_FAMILY_OF.get(grammar.name, "")))
+            fitted = _fit(chars, expansion, grammar.lookalikes, ONE_GLYPH.get(_FAMILY_OF.get(grammar.name, "")), memo)
             if fitted is None:
                 continue
             text, confs = fitted
