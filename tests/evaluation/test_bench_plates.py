@@ -31,3 +31,24 @@ def test_plate_frames_are_timed_and_plates_found(shared_data, tmp_path):
     (tmp_path / "empty").mkdir()
     with pytest.raises(ValueError, match="no readable images"):
         bench_plates(tmp_path / "empty")
+
+
+def test_without_a_country_the_bench_learns_it_in_the_untimed_pass_and_times_each_pass(shared_data, tmp_path):
+    from safecity.plates.grammar import AREAS
+
+    images = sorted((shared_data / "plates" / "openalpr-eu" / "images").glob("*.jpg"))[:30]
+    for path in images:
+        shutil.copy(path, tmp_path / path.name)
+    result = bench_plates(tmp_path, frames=30, passes=2)
+    # European plates read with confidence settle the camera on a European country
+    assert result["country"] is None and AREAS[result["region"]] == AREAS["de"]
+    assert result["passes"] == 2 and len(result["pass_ms_per_frame"]) == 2
+    assert result["ms_per_frame"] == pytest.approx(sum(result["pass_ms_per_frame"]) / 2, abs=0.02)
+    assert result["plates_read"] >= 20
+
+
+def test_too_few_readings_leave_the_country_unlearned(shared_data, tmp_path):
+    path = sorted((shared_data / "plates" / "openalpr-eu" / "images").glob("*.jpg"))[0]
+    shutil.copy(path, tmp_path / path.name)
+    result = bench_plates(tmp_path, frames=1)
+    assert result["region"] is None and result["pass_ms_per_frame"] == [result["ms_per_frame"]]

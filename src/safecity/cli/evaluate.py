@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 from typing import Optional
 
@@ -100,8 +99,9 @@ def bench_plates_command(
         None, "--country", help="The camera's country (us, es, ...), as a camera learns it from its readings."
     ),
     workers: int = typer.Option(
-        0, "--workers", help="Frames in flight at once (default: min(2, CPU cores)); 1 for one frame at a time."
+        1, "--workers", help="Frames in flight at once (several cameras' frames); 1: one frame at a time."
     ),
+    passes: int = typer.Option(1, "--passes", help="Timed passes over the frames (a machine's speed drifts)."),
     json_out: Path = JsonOption,
 ) -> None:
     """Plate finding + reading cost per 1280x720 frame, the whole frame searched."""
@@ -109,10 +109,10 @@ def bench_plates_command(
 
     if not source.exists():
         raise fail(f"not found: {source}")
-    if frames < 1:
-        raise fail("--frames must be positive")
+    if frames < 1 or passes < 1 or workers < 1:
+        raise fail("--frames, --passes and --workers must be positive")
     try:
-        result = bench_plates(source, frames, country=country, workers=workers or min(2, os.cpu_count() or 1))
+        result = bench_plates(source, frames, country=country, workers=workers, passes=passes)
     except ValueError as error:
         raise fail(str(error)) from None
     console.print(summarise(result))

@@ -13,9 +13,15 @@ live camera with the ``objects`` analyser searches only moving vehicles and cost
 ``workers`` frames may be in flight at once, as several cameras' frames are on a live
 system (see :func:`bench_plates`).
 
-``country`` gives the reader the camera's country, as a live camera learns it from its
-own readings after a few dozen plates (:class:`~safecity.plates.grammar.RegionPrior`):
-its formats are preferred, and a camera far from China skips the Chinese-plate model.
+The reader is told the camera's country, as a live camera learns it from its own
+readings after a few dozen plates (:class:`~safecity.plates.grammar.RegionPrior`): its
+formats are preferred, and a camera far from China skips the Chinese-plate model.
+``country`` sets it; without it, the country is learned in the untimed first pass, from
+the readings alone, as a live camera does (``region`` in the result says what was
+learned; none if the readings did not settle on one).
+
+This machine's speed drifts (a shared 2-core VM: ±15 % from minute to minute), so
+``passes`` times the frames that many times; each pass's cost is reported too.
 """
 
 from __future__ import annotations
@@ -72,14 +78,16 @@ def frames_from(source: Path, limit: int) -> Iterator[np.ndarray]:
 
 
 def bench_plates(source: Path, frames: int = 60, country: str | None = None, workers: int = 1,
-                 recognizer=None) -> dict:
-    """Time ``frames`` frames in steady state: each is run once untimed first (OpenVINO
-    compiles each new input shape once; that first pass is reported apart, as
+                 recognizer=None, passes: int = 1) -> dict:
+    """Time ``frames`` frames in steady state, ``passes`` times: each is run once
+    untimed first (OpenVINO compiles each new input shape once, and the country is
+    learned unless given; that first pass is reported apart, as
     ``first_pass_ms_per_frame``). With ``workers`` > 1 that many frames are in flight at
     once (threads; the models release the GIL, and each is compiled with one inference
     stream per worker, as the local engine does for several cameras): ``ms_per_frame``
     is then wall time per frame, a throughput figure, and ``latency_ms`` each frame's
     own time."""
+    import threading
     from concurrent.futures import ThreadPoolExecutor
 
     from safecity.plates.grammar import RegionPrior
@@ -87,7 +95,10 @@ def bench_plates(source: Path, frames: int = 60, country: str | None = None, wor
     from safecity.vision.runtime import default_streams, set_default_streams
 
     workers = max(1, int(workers))
-    priors = RegionPrior(country=country).priors() if country else None
+    passes = max(1, int(passes))
+    region = RegionPrior(country=country)
+    learning = threading.Lock()
+    priors = region.priors()  # (None until learned, without a country)
     if recognizer is None:
         before = default_streams()
         set_default_streams(workers if workers > 1 else 0)
@@ -99,21 +110,30 @@ def bench_plates(source: Path, frames: int = 60, country: str | None = None, wor
     if not images:
         raise ValueError(f"no readable images or frames in {source}")
 
-    def one(frame: np.ndarray) -> tuple[float, float, int, int]:
+    def one(frame: np.ndarray, learn: bool = False) -> tuple[float, float, int, int]:
         started = time.perf_counter()
         found = recognizer.find(frame)
         found_at = time.perf_counter()
-        _, reads = recognizer.read_found(frame, found, priors)
+        _, reads = recognizer.read_found(frame, found, region.priors() if learn else priors)
         done = time.perf_counter()
+        if learn:
+            with learning:
+                for read in reads:
+                    region.observe(read.grammar, read.text, read.char_confidences)
         return (found_at - started) * 1000, (done - found_at) * 1000, len(reads), sum(bool(r.text) for r in reads)
 
     with ThreadPoolExecutor(workers) as pool:
         started = time.perf_counter()
-        list(pool.map(one, images))
+        list(pool.map(lambda frame: one(frame, learn=True), images))
         first_ms = (time.perf_counter() - started) * 1000
-        started = time.perf_counter()
-        runs = np.array(list(pool.map(one, images)))
-        wall_ms = (time.perf_counter() - started) * 1000
+        priors = region.priors()
+        timed, pass_ms = [], []
+        for _ in range(passes):
+            started = time.perf_counter()
+            timed.append(np.array(list(pool.map(one, images))))
+            pass_ms.append((time.perf_counter() - started) * 1000 / len(images))
+    runs = np.concatenate(timed)
+    wall_ms = float(np.sum(pass_ms)) * len(images)
     latency = runs[:, 0] + runs[:, 1]
     return {
         "task": "bench-plates",
@@ -122,9 +142,12 @@ def bench_plates(source: Path, frames: int = 60, country: str | None = None, wor
         "frames": len(images),
         "workers": workers,
         "country": country,
+        "region": region.region,
         "backend": recognizer.detector.model.backend,
         "detector_size": recognizer.detector.size,
-        "ms_per_frame": round(wall_ms / len(images), 2),
+        "passes": passes,
+        "ms_per_frame": round(wall_ms / len(runs), 2),
+        "pass_ms_per_frame": [round(ms, 2) for ms in pass_ms],
         "first_pass_ms_per_frame": round(first_ms / len(images), 2),
         "latency_ms": round(float(latency.mean()), 2),
         "latency_ms_median": round(float(np.median(latency)), 2),
@@ -132,17 +155,22 @@ def bench_plates(source: Path, frames: int = 60, country: str | None = None, wor
         "detect_ms": round(float(runs[:, 0].mean()), 2),
         "read_ms": round(float(runs[:, 1].mean()), 2),
         "plates_per_frame": round(float(runs[:, 2].mean()), 2),
-        "plates_read": int(runs[:, 3].sum()),
+        "plates_read": int(timed[-1][:, 3].sum()),  # in one pass
         "load_average_1min": round(os.getloadavg()[0], 2) if hasattr(os, "getloadavg") else None,
     }
 
 
 def summarise(result: dict) -> str:
-    country = f", country {result['country']}" if result["country"] else ""
+    if result["country"]:
+        country = f", country {result['country']}"
+    else:
+        country = f", country learned: {result['region'] or 'none'}"
+    each = result["pass_ms_per_frame"]
+    passes = f" (passes: {', '.join(str(ms) for ms in each)})" if len(each) > 1 else ""
     return (
         f"plates: {result['frames']} frames of {result['frame'][0]}x{result['frame'][1]} ({result['backend']}, "
         f"detector at {result['detector_size']} px{country}, {result['workers']} at a time): "
-        f"{result['ms_per_frame']} ms per frame (first pass {result['first_pass_ms_per_frame']}); "
+        f"{result['ms_per_frame']} ms per frame{passes} (first pass {result['first_pass_ms_per_frame']}); "
         f"each frame {result['latency_ms']} ms (median {result['latency_ms_median']}, "
         f"p90 {result['latency_ms_p90']}) = find {result['detect_ms']} "
         f"+ read {result['read_ms']} ms; {result['plates_per_frame']} plates per frame"
