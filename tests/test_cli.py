@@ -29,7 +29,7 @@ def safecity(*args: str, cwd: Path, env: dict | None = None) -> subprocess.Compl
         ["eval", "counting"], ["watchlist"], ["watchlist", "create"], ["watchlist", "add"], ["watchlist", "list"],
         ["watchlist", "expire"], ["watchlist", "approve"], ["watchlist", "remove"], ["retention"], ["retention", "run"],
         ["user"], ["user", "add"], ["user", "list"], ["user", "set-role"], ["user", "disable"], ["user", "enable"],
-        ["user", "password"], ["user", "permissions"], ["bench"], ["bench", "search"], ["bench", "pipeline"],
+        ["user", "password"], ["user", "permissions"], ["bench"], ["bench", "search"], ["bench", "pipeline"], ["bench", "plates"],
         ["incident"], ["incident", "open"], ["incident", "search"], ["incident", "close"], ["export"], ["report"],
     ],
 )

@@ -50,5 +50,6 @@ def test_without_a_country_the_bench_learns_it_in_the_untimed_pass_and_times_eac
 def test_too_few_readings_leave_the_country_unlearned(shared_data, tmp_path):
     path = sorted((shared_data / "plates" / "openalpr-eu" / "images").glob("*.jpg"))[0]
     shutil.copy(path, tmp_path / path.name)
-    result = bench_plates(tmp_path, frames=1)
+    result = bench_plates(tmp_path, frames=1, detector_size=640)
     assert result["region"] is None and result["pass_ms_per_frame"] == [result["ms_per_frame"]]
+    assert result["detector_size"] == 640

@@ -100,3 +100,22 @@ def test_command_line(shared_data, tmp_path):
         capture_output=True, text=True, timeout=120,
     )
     assert bad.returncode != 0 and "labels.csv" in bad.stderr
+
+
+def test_command_line_detector_size(shared_data, tmp_path):
+    out = tmp_path / "p.json"
+    eu = str(shared_data / "plates" / "openalpr-eu")
+    run = subprocess.run(
+        [sys.executable, "-m", "safecity.cli", "eval", "plates", eu, "--json", str(out), "--limit", "3",
+         "--detector-size", "640"],
+        capture_output=True, text=True, timeout=300,
+    )
+    assert run.returncode == 0, run.stderr
+    result = json.loads(out.read_text())
+    assert result["detector_size"] == 640 and result["n"] == 3 and result["detection_recall"] is not None
+    bad = subprocess.run(
+        [sys.executable, "-m", "safecity.cli", "eval", "plates", eu, "--json", str(tmp_path / "q.json"),
+         "--detector-size", "650"],
+        capture_output=True, text=True, timeout=120,
+    )
+    assert bad.returncode != 0 and "multiple of 32" in bad.stderr and not (tmp_path / "q.json").exists()

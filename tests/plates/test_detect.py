@@ -184,6 +184,20 @@ def test_empty_scene_gives_no_plates(onnx_path):
     assert len(d) == 0 and d.xyxy.shape == (0, 4)
 
 
+@pytest.mark.parametrize("size", [100, 2000, 810, 800.0, True, "800"])
+def test_an_unusable_input_size_is_refused(onnx_path, size):
+    with pytest.raises(ValueError, match="multiple of 32"):
+        PlateDetector(size=size, model=onnx_path)
+
+
+def test_the_size_sets_the_frame_input(onnx_path):
+    frame = np.zeros((720, 1280, 3), np.uint8)
+    for size, (h, w) in ((640, (384, 640)), (832, (480, 832))):
+        xyxy, scores = PlateDetector(size=size, model=onnx_path).raw(frame)
+        # one candidate per anchor of the three strides of an h x w input
+        assert len(scores) == len(xyxy) == sum((h // s) * (w // s) for s in (8, 16, 32))
+
+
 def test_packaged_weights_are_found():
     path = packaged_checkpoint()
     assert path.name == "best.pt" and path.stat().st_size > 5_000_000

@@ -78,7 +78,7 @@ def frames_from(source: Path, limit: int) -> Iterator[np.ndarray]:
 
 
 def bench_plates(source: Path, frames: int = 60, country: str | None = None, workers: int = 1,
-                 recognizer=None, passes: int = 1) -> dict:
+                 recognizer=None, passes: int = 1, detector_size: int | None = None) -> dict:
     """Time ``frames`` frames in steady state, ``passes`` times: each is run once
     untimed first (OpenVINO compiles each new input shape once, and the country is
     learned unless given; that first pass is reported apart, as
@@ -86,7 +86,8 @@ def bench_plates(source: Path, frames: int = 60, country: str | None = None, wor
     once (threads; the models release the GIL, and each is compiled with one inference
     stream per worker, as the local engine does for several cameras): ``ms_per_frame``
     is then wall time per frame, a throughput figure, and ``latency_ms`` each frame's
-    own time."""
+    own time. ``detector_size``: the detector's input size (default: the recogniser's
+    own)."""
     import threading
     from concurrent.futures import ThreadPoolExecutor
 
@@ -103,7 +104,7 @@ def bench_plates(source: Path, frames: int = 60, country: str | None = None, wor
         before = default_streams()
         set_default_streams(workers if workers > 1 else 0)
         try:
-            recognizer = PlateRecognizer()
+            recognizer = PlateRecognizer(**({"size": detector_size} if detector_size else {}))
         finally:
             set_default_streams(before)
     images = [fit_frame(image) for image in frames_from(source, frames)]

@@ -166,13 +166,14 @@ def _score(labels: list[Label], results: dict[str, _Image | None]) -> dict[str, 
 
 
 def evaluate(dataset_dir: Path | str, limit: int | None = None, recognizer=None,
-             adapt_region: bool = True) -> dict[str, Any]:
-    """Run the plate pipeline over a data set in the plates format; see the module doc."""
+             adapt_region: bool = True, detector_size: int | None = None) -> dict[str, Any]:
+    """Run the plate pipeline over a data set in the plates format; see the module doc.
+    ``detector_size``: the detector's input size (default: the recogniser's own)."""
     from safecity.plates.read import PlateRecognizer
 
     dataset_dir = Path(dataset_dir)
     labels = load_labels(dataset_dir, limit)
-    recognizer = recognizer or PlateRecognizer()
+    recognizer = recognizer or PlateRecognizer(**({"size": detector_size} if detector_size else {}))
     reader = recognizer.reader
 
     # one run per image (a scene may carry several labels)

@@ -530,6 +530,18 @@ def letterbox(image: np.ndarray, size: int, stride: int = 32) -> tuple[np.ndarra
     return padded, scale, (left, top)
 
 
+SIZE_RANGE = (128, 1920)  # frame input sizes accepted (longer side, px)
+
+
+def check_size(size: int) -> int:
+    """``size`` if it is a usable frame input size: a multiple of the model's largest
+    stride (32), so a frame's longer side needs no padding, within :data:`SIZE_RANGE`."""
+    low, high = SIZE_RANGE
+    if isinstance(size, bool) or not isinstance(size, (int, np.integer)) or not low <= size <= high or size % 32:
+        raise ValueError(f"detector size must be a multiple of 32 from {low} to {high} px, got {size!r}")
+    return int(size)
+
+
 def nms(boxes: np.ndarray, scores: np.ndarray, iou: float) -> np.ndarray:
     order = np.argsort(-scores)
     keep: list[int] = []
@@ -580,7 +592,7 @@ class PlateDetector:
         model: str | Path | None = None,
         precision: str = "auto",
     ) -> None:
-        self.size = size
+        self.size = check_size(size)
         self.confidence = confidence
         self.iou = iou
         # one compiled model per input shape: the frame's, and the few of second looks
