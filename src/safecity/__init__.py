@@ -9,4 +9,10 @@ import os
 # an operator's own setting wins.
 os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
 
+# OpenVINO reports its use to Google Analytics from the moment it is imported, and hangs
+# a process's exit where there is no internet: declined before anything imports it
+from safecity.telemetry import decline_usage_reports  # noqa: E402
+
+decline_usage_reports()
+
 __version__ = "0.1.0"

@@ -77,23 +77,6 @@ def test_static_shapes_compile_each_shape_once_and_give_the_same_outputs(monkeyp
     assert len(static._by_shape) == 2
 
 
-def test_openvino_and_nncf_usage_reports_are_declined(tmp_path, monkeypatch):
-    pytest.importorskip("openvino_telemetry")
-    from openvino_telemetry.utils.opt_in_checker import ConsentCheckResult, OptInChecker
-
-    monkeypatch.setenv("HOME", str(tmp_path))  # no consent file: the tools would report
-    monkeypatch.setattr(OptInChecker, "check", OptInChecker.check)  # undone after the test
-    from openvino_telemetry import Telemetry
-
-    runtime.decline_usage_reports()
-    assert OptInChecker().check(enable_opt_in_dialog=False) == ConsentCheckResult.DECLINED
-    # as NNCF creates its reporter: no dialog, so without a consent file it would send
-    reporter = Telemetry(app_name="safecity-test", app_version="0", tid="G-TEST", backend="ga4",
-                         enable_opt_in_dialog=False)
-    assert reporter.consent is False
-    assert not (tmp_path / "intel").exists()
-
-
 @pytest.mark.parametrize("backend", runtime.available_backends())
 def test_an_image_input_takes_camera_pixels_and_gives_what_the_float_blob_gives(backend):
     import cv2

@@ -37,7 +37,7 @@ import numpy as np
 
 from safecity.records import Detections
 from safecity.tracking.bytetrack import box_iou
-from safecity.vision.runtime import ImageInput, InferenceModel, choose_backend, decline_usage_reports, model_cache_dir
+from safecity.vision.runtime import ImageInput, InferenceModel, choose_backend, model_cache_dir
 
 log = logging.getLogger(__name__)
 
@@ -470,8 +470,7 @@ def quantize(checkpoint: Path | None = None, force: bool = False) -> Path:
         import contextlib
         import io
 
-        decline_usage_reports()
-        import nncf
+        import nncf  # (its usage reports are declined: safecity.telemetry)
         import openvino as ov
 
         frames = [cv2.imread(str(p), cv2.IMREAD_COLOR) for p in sorted(CALIBRATION_DIR.glob("*.jpg"))]

@@ -174,12 +174,9 @@ def _output_order(shapes: list[tuple[int, int]]) -> list[int]:
 
 def convert_nanodet(model_json: Path, target: Path) -> None:
     """TFJS NanoDet → frozen GraphDef → OpenVINO IR (dynamic H, W) and ONNX, in ``target``."""
-    import openvino as ov
+    import openvino as ov  # (its usage reports are declined: safecity.telemetry)
 
     from safecity.vision.convert_tfjs import graphdef_to_onnx, prepend_image_input, tfjs_to_graphdef
-    from safecity.vision.runtime import decline_usage_reports
-
-    decline_usage_reports()
 
     graph = tfjs_to_graphdef(model_json)
     prepend_image_input(graph, "input_1", NANODET_INPUT, NANODET_MEAN_BGR, NANODET_STD_BGR)

@@ -361,11 +361,8 @@ def tfjs_to_openvino(model_json: str | Path, xml_out: str | Path, work_dir: str 
     """Convert a TFJS graph model to OpenVINO IR (``.xml`` + ``.bin``) via a frozen ``.pb``."""
     import tempfile
 
-    import openvino as ov
+    import openvino as ov  # (its usage reports are declined: safecity.telemetry)
 
-    from safecity.vision.runtime import decline_usage_reports
-
-    decline_usage_reports()
     xml_out = Path(xml_out)
     xml_out.parent.mkdir(parents=True, exist_ok=True)
     graph = tfjs_to_graphdef(model_json)

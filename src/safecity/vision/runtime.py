@@ -104,26 +104,6 @@ def available_backends() -> list[str]:
     return found
 
 
-def decline_usage_reports() -> None:
-    """Stop OpenVINO's model tools and NNCF from reporting usage to Google Analytics.
-
-    ``openvino.convert_model`` and NNCF (openvino-telemetry) send usage statistics, and
-    write a client id under ``~/intel``, unless a consent file in the user's home says
-    no; NNCF does not even ask. A system that watches cities sends nothing to third
-    parties that nobody asked for, so in this process the consent check answers
-    "declined", and a reporter created before this call is silenced. Call it before
-    using those tools."""
-    try:
-        from openvino_telemetry import Telemetry
-        from openvino_telemetry.utils.opt_in_checker import ConsentCheckResult, OptInChecker
-    except ImportError:  # nothing installed that reports
-        return
-    OptInChecker.check = lambda self, *args, **kwargs: ConsentCheckResult.DECLINED  # type: ignore[method-assign]
-    existing = getattr(Telemetry, "_SingletonMetaClass__single_instance", None)
-    if existing is not None:
-        existing.consent = False
-
-
 def choose_backend(requested: str = "auto") -> str:
     requested = os.environ.get("SAFECITY_BACKEND", requested) if requested == "auto" else requested
     available = available_backends()
