@@ -47,15 +47,6 @@ _eval_command("fairness", "False-match and detection rates per group at the oper
 _eval_command("counting", "People counting in still frames (MAE, RMSE).")
 
 
-def _detector_size(size: Optional[int]) -> Optional[int]:
-    from safecity.plates.detect import check_size
-
-    try:
-        return check_size(size) if size is not None else None
-    except ValueError as error:
-        raise fail(str(error)) from None
-
-
 DetectorSizeOption = typer.Option(
     None, "--detector-size",
     help="The plate detector's input size in px, its longer side (default 800; a multiple of 32). "
@@ -72,7 +63,7 @@ def eval_plates_command(
     detector_size: Optional[int] = DetectorSizeOption,
 ) -> None:
     """Licence-plate finding and reading (exact read rate, per condition)."""
-    _evaluate("plates", dataset, json_out, limit, detector_size=_detector_size(detector_size))
+    _evaluate("plates", dataset, json_out, limit, detector_size=detector_size)
 
 
 @bench_app.command("search")
@@ -142,7 +133,7 @@ def bench_plates_command(
         raise fail("--frames, --passes and --workers must be positive")
     try:
         result = bench_plates(source, frames, country=country, workers=workers, passes=passes,
-                              detector_size=_detector_size(detector_size))
+                              detector_size=detector_size)
     except ValueError as error:
         raise fail(str(error)) from None
     console.print(summarise(result))

@@ -168,12 +168,12 @@ def _score(labels: list[Label], results: dict[str, _Image | None]) -> dict[str, 
 def evaluate(dataset_dir: Path | str, limit: int | None = None, recognizer=None,
              adapt_region: bool = True, detector_size: int | None = None) -> dict[str, Any]:
     """Run the plate pipeline over a data set in the plates format; see the module doc.
-    ``detector_size``: the detector's input size (default: the recogniser's own)."""
+    ``detector_size``: the detector's input size (default: ``PlateRecognizer``'s)."""
     from safecity.plates.read import PlateRecognizer
 
     dataset_dir = Path(dataset_dir)
     labels = load_labels(dataset_dir, limit)
-    recognizer = recognizer or PlateRecognizer(**({"size": detector_size} if detector_size else {}))
+    recognizer = recognizer or PlateRecognizer(size=detector_size)
     reader = recognizer.reader
 
     # one run per image (a scene may carry several labels)

@@ -830,6 +830,12 @@ __all__ = [
 # small can cut into a plate's rim, never into its characters.
 LETTER_BORDER = 0.3
 
+# The detector's input size for whole frames (longer side, px): the model was trained at
+# 640, which misses small distant plates (docs/plates.md, *Speed*); the read rate also
+# swings with the exact size (ninth round), so evaluations compare sizes with
+# ``--detector-size``.
+DETECTOR_SIZE = 800
+
 
 class PlateRecognizer:
     """Finds and reads plates in a BGR frame: a :class:`~safecity.vision.detector.Detector`
@@ -841,6 +847,8 @@ class PlateRecognizer:
     frame, a dealer's text, the bumper) only gave the whole-crop view more to misread (US
     scenes: 2 to 11 more of 222 plates read at 0 than at 0.04, at each stretch tried).
 
+    ``size``: the detector's input size, :data:`DETECTOR_SIZE` when None.
+
     ``second_look`` (with a :class:`~safecity.plates.detect.PlateDetector`): doubtful
     candidates are searched again enlarged, and a plate found only that way is kept if it
     reads in a country's format (a dealer's name or a sticker does not)."""
@@ -848,11 +856,12 @@ class PlateRecognizer:
     name = "plates"
 
     def __init__(self, detector=None, reader: PlateReader | None = None, backend: str = "auto",
-                 threads: int | None = None, size: int = 800, margin: float = 0.0, min_height: int = 6,
+                 threads: int | None = None, size: int | None = None, margin: float = 0.0, min_height: int = 6,
                  second_look: bool = True) -> None:
         from safecity.plates.detect import PlateDetector
 
-        self.detector = detector or PlateDetector(size=size, backend=backend, threads=threads)
+        self.detector = detector or PlateDetector(size=DETECTOR_SIZE if size is None else size, backend=backend,
+                                                     threads=threads)
         self.reader = reader or PlateReader(backend=backend, threads=threads)
         self.margin = margin
         self.min_height = min_height
